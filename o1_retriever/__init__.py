@@ -1,0 +1,51 @@
+"""o1-retriever: thinking before retrieval (O1 Embedder) for the RAG tools people already use.
+
+The core imports no RAG framework; adapters for LangChain and LlamaIndex live in
+``integrations/`` and depend on this package, never the reverse.
+"""
+
+from o1_retriever.aggregation import Aggregation
+from o1_retriever.cache import ThoughtCache
+from o1_retriever.embedder import EmbedderConfig, QueryEmbedding, ThinkingEmbedder
+from o1_retriever.errors import (
+    CollectionError,
+    EmbedderMismatchError,
+    InvalidQueryError,
+    ModelLoadError,
+    O1RetrieverError,
+    SourceError,
+    ThinkerError,
+)
+from o1_retriever.prompts import ThoughtPrompt
+from o1_retriever.thinkers.base import SamplingConfig, Thinker
+from o1_retriever.encoders.base import Encoder
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Aggregation",
+    "ChromaIndex",
+    "CollectionError",
+    "EmbedderConfig",
+    "EmbedderMismatchError",
+    "Encoder",
+    "InvalidQueryError",
+    "ModelLoadError",
+    "O1RetrieverError",
+    "QueryEmbedding",
+    "SamplingConfig",
+    "SourceError",
+    "ThinkerError",
+    "ThinkingEmbedder",
+    "Thinker",
+    "ThoughtCache",
+    "ThoughtPrompt",
+]
+
+
+def __getattr__(name: str):  # chromadb is imported only by code that uses the index
+    if name == "ChromaIndex":
+        from o1_retriever.index.chroma import ChromaIndex
+
+        return ChromaIndex
+    raise AttributeError(name)

@@ -1,0 +1,257 @@
+"""ThinkingEmbedder: think -> encode -> aggregate, the one entry class of o1-retriever."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence, overload, Literal
+
+import numpy as np
+
+from o1_retriever.aggregation import Aggregation, mean_vector, query_texts
+from o1_retriever.cache import ThoughtCache, cache_key
+from o1_retriever.encoders.base import Encoder
+from o1_retriever.errors import InvalidQueryError, ThinkerError, check_query
+from o1_retriever.thinkers.base import SamplingConfig, Thinker
+
+log = logging.getLogger(__name__)
+
+_AUTO_PROGRESS = 512  # document batches at least this long show a progress bar by default
+
+
+@dataclass
+class EmbedderConfig:
+    """Everything that decides how an embedder is built; the CLI, notebooks and adapters
+    all build their embedder from one of these.
+
+    Model specs:
+        thinker: ``"smollm2"`` (offline default), a Hugging Face id or folder, ``"llamacpp:PATH"``
+            (a GGUF; ``llamacpp:smollm2`` for the offline one), or an ``http(s)://.../v1`` URL of
+            an OpenAI-compatible server with ``thinker_model`` naming the model there.
+        encoder: ``"minilm"`` (offline default), any sentence-transformers id or folder, or
+            ``"last-token:SPEC"`` for last-token pooling of a causal LM.
+        model: a unified O1 model (thinks and embeds); replaces thinker and encoder.
+    """
+
+    thinker: str = "smollm2"
+    encoder: str = "minilm"
+    model: str | None = None
+    thinker_model: str | None = None
+    thinker_api_key_env: str = "OPENAI_API_KEY"
+    prompt: str = "passage"
+    aggregation: str = "o1+query"
+    thoughts: int = 3
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    cache: str | None = "default"
+    device: str | None = None
+    strict: bool = False
+
+    def cache_path(self) -> Path | None:
+        if self.cache in (None, "", "none"):
+            return None
+        if self.cache == "default":
+            from o1_retriever.models import home
+
+            return home() / "thoughts.sqlite"
+        return Path(self.cache)
+
+
+@dataclass
+class QueryEmbedding:
+    """A query vector with the thoughts that built it.
+
+    ``fallback`` is True when thinking was asked for but the thinker failed, so the vector is
+    the plain query embedding (see ``strict`` to raise instead).
+    """
+
+    query: str
+    vector: np.ndarray
+    thoughts: list[str]
+    thinking: bool
+    fallback: bool = False
+
+
+class ThinkingEmbedder:
+    """Embeds queries after thinking about them, and documents as they are.
+
+    Example (offline defaults: SmolLM2-135M-Instruct thinks, all-MiniLM-L6-v2 embeds)::
+
+        from o1_retriever import ThinkingEmbedder
+
+        embedder = ThinkingEmbedder.from_config()
+        q = embedder.embed_query("Do statins lower LDL cholesterol?", return_thoughts=True)
+        print(q.thoughts, q.vector.shape)
+        docs = embedder.embed_documents(["Statins inhibit HMG-CoA reductase ..."])
+        baseline = embedder.embed_query("Do statins lower LDL cholesterol?", thinking=False)
+
+    Args:
+        thinker: writes the thoughts; ``None`` makes a plain (non-thinking) embedder.
+        encoder: embeds (query, thought) strings and documents.
+        aggregation: ``"o1"``, ``"o1+query"`` or ``"hyde"`` (see :mod:`o1_retriever.aggregation`).
+        thoughts: k, thoughts per query.
+        sampling: generation parameters (seeded: same inputs, same thoughts).
+        cache: a :class:`ThoughtCache`, a path to one, or ``None``.
+        strict: raise :class:`ThinkerError` when the thinker fails instead of falling back to
+            the plain query embedding.
+    """
+
+    def __init__(
+        self,
+        thinker: Thinker | None,
+        encoder: Encoder,
+        *,
+        aggregation: str | Aggregation = Aggregation.O1_QUERY,
+        thoughts: int = 3,
+        sampling: SamplingConfig | None = None,
+        cache: ThoughtCache | str | Path | None = None,
+        strict: bool = False,
+    ) -> None:
+        if thoughts < 1:
+            raise ValueError("thoughts (k) must be >= 1")
+        self.thinker = thinker
+        self.encoder = encoder
+        self.aggregation = Aggregation.parse(aggregation)
+        self.k = thoughts
+        self.sampling = sampling or SamplingConfig()
+        self.cache = ThoughtCache(cache) if isinstance(cache, (str, Path)) else cache
+        self.strict = strict
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: EmbedderConfig | None = None, **overrides: Any) -> "ThinkingEmbedder":
+        """Build from an :class:`EmbedderConfig` (defaults: the offline models)."""
+        config = replace(config or EmbedderConfig(), **overrides)
+        from o1_retriever.factory import build_models
+
+        thinker, encoder = build_models(config)
+        path = config.cache_path()
+        return cls(
+            thinker,
+            encoder,
+            aggregation=config.aggregation,
+            thoughts=config.thoughts,
+            sampling=config.sampling,
+            cache=ThoughtCache(path) if path else None,
+            strict=config.strict,
+        )
+
+    # -- identity ----------------------------------------------------------------------------
+    @property
+    def dimension(self) -> int:
+        return self.encoder.dimension
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Identity of the document side (what a collection records and checks)."""
+        return self.encoder.fingerprint()
+
+    # -- thinking ----------------------------------------------------------------------------
+    def think(self, queries: Sequence[str], k: int | None = None) -> list[list[str]]:
+        """``k`` thoughts for each query: cached ones are reused, the rest are generated in one
+        batched call. Raises :class:`ThinkerError` if the thinker fails."""
+        k = k or self.k
+        queries = [check_query(q) for q in queries]
+        if self.thinker is None:
+            raise ThinkerError("this embedder has no thinker")
+        keys = [self._key(q, k) for q in queries]
+        known = self.cache.get_many(sorted(set(keys))) if self.cache is not None else {}
+        todo = list(dict.fromkeys(q for q, key in zip(queries, keys) if key not in known))
+        if todo:
+            try:
+                written = self.thinker.think(todo, k, self.sampling)
+            except ThinkerError:
+                raise
+            except Exception as exc:  # any backend failure becomes one clear error
+                raise ThinkerError(f"{self.thinker.identity} failed to think: {exc}") from exc
+            if len(written) != len(todo) or any(len(t) != k for t in written):
+                raise ThinkerError(f"{self.thinker.identity} returned the wrong number of thoughts")
+            fresh = {self._key(q, k): t for q, t in zip(todo, written)}
+            if self.cache is not None:
+                self.cache.put_many([(key, q, fresh[key]) for q in todo for key in [self._key(q, k)]])
+                # Another writer may have stored this query first: serve what the cache holds,
+                # so every caller sees the same thoughts for the same key.
+                fresh.update(self.cache.get_many(list(fresh)))
+            known.update(fresh)
+        return [list(known[key]) for key in keys]
+
+    def _key(self, query: str, k: int) -> str:
+        assert self.thinker is not None
+        return cache_key(
+            thinker=self.thinker.identity,
+            prompt=self.thinker.prompt.key,
+            sampling=self.sampling.as_dict(),
+            k=k,
+            query=query,
+        )
+
+    # -- queries -----------------------------------------------------------------------------
+    @overload
+    def embed_query(self, query: str, *, thinking: bool | None = ..., thoughts: int | None = ..., aggregation: str | None = ..., return_thoughts: Literal[False] = ...) -> np.ndarray: ...
+    @overload
+    def embed_query(self, query: str, *, thinking: bool | None = ..., thoughts: int | None = ..., aggregation: str | None = ..., return_thoughts: Literal[True]) -> QueryEmbedding: ...
+    def embed_query(self, query, *, thinking=None, thoughts=None, aggregation=None, return_thoughts=False):
+        """One query vector (unit length). ``thinking=False`` gives the plain embedding of the
+        query (the no-thinking baseline); ``return_thoughts=True`` returns a
+        :class:`QueryEmbedding` carrying the thoughts."""
+        result = self.embed_queries([query], thinking=thinking, thoughts=thoughts, aggregation=aggregation, return_thoughts=True)[0]
+        return result if return_thoughts else result.vector
+
+    def embed_queries(
+        self,
+        queries: Sequence[str],
+        *,
+        thinking: bool | None = None,
+        thoughts: int | None = None,
+        aggregation: str | Aggregation | None = None,
+        return_thoughts: bool = False,
+    ) -> Any:
+        """Vectors for many queries: thoughts for all of them in one batched generation, then
+        all (query, thought) strings in one encode call. Returns an array of shape
+        (n, dimension), or a list of :class:`QueryEmbedding` with ``return_thoughts=True``."""
+        if isinstance(queries, str):
+            raise InvalidQueryError("embed_queries takes a list of queries; use embed_query for one")
+        queries = [check_query(q) for q in queries]
+        thinking = self.thinker is not None if thinking is None else thinking
+        if thinking and self.thinker is None:
+            raise ThinkerError("thinking=True needs a thinker; this embedder has none")
+        agg = Aggregation.parse(aggregation) if aggregation is not None else self.aggregation
+        all_thoughts: list[list[str]] = [[] for _ in queries]
+        fallback = False
+        if thinking and queries:
+            try:
+                all_thoughts = self.think(queries, thoughts)
+            except ThinkerError as exc:
+                if self.strict:
+                    raise
+                log.warning("thinking failed, falling back to plain query embeddings: %s", exc)
+                fallback = True
+        groups = [
+            query_texts(self.encoder, q, t, agg) if t else [self.encoder.query_text(q, None)]
+            for q, t in zip(queries, all_thoughts)
+        ]
+        flat = self.encoder.encode_queries([text for group in groups for text in group])
+        results, start = [], 0
+        for q, t, group in zip(queries, all_thoughts, groups):
+            vector = mean_vector(flat[start : start + len(group)])
+            start += len(group)
+            results.append(QueryEmbedding(q, vector, t, thinking=thinking and not fallback, fallback=fallback))
+        if return_thoughts:
+            return results
+        return np.stack([r.vector for r in results]) if results else np.zeros((0, self.dimension), np.float32)
+
+    # -- documents ---------------------------------------------------------------------------
+    def embed_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
+        """Document vectors (no thinking), shape (n, dimension), rows unit length."""
+        if isinstance(texts, str):
+            raise InvalidQueryError("embed_documents takes a list of texts")
+        texts = list(texts)
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+        if bad:
+            raise InvalidQueryError(f"documents must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+        if show_progress is None:
+            show_progress = len(texts) >= _AUTO_PROGRESS
+        return self.encoder.encode_documents(texts, show_progress=show_progress)
+
+    def close(self) -> None:
+        if self.thinker is not None:
+            self.thinker.close()

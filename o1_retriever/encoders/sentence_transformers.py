@@ -1,0 +1,81 @@
+"""A sentence-transformers model as encoder (offline default: all-MiniLM-L6-v2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from o1_retriever.encoders.base import Encoder, normalize
+
+
+class SentenceTransformerEncoder(Encoder):
+    """Any ``SentenceTransformer`` model: an alias (``"minilm"``), a hub id or a folder.
+
+    Query strings are ``query + " " + thought`` (the O1 recipe keeps the query in every string;
+    a thought alone, as in HyDE, is the hyde aggregation's ``query=None``). ``query_prefix`` /
+    ``document_prefix`` serve instruction-tuned models (e5: ``"query: "``, ``"passage: "``).
+    """
+
+    def __init__(
+        self,
+        model: str = "minilm",
+        *,
+        batch_size: int = 64,
+        query_prefix: str = "",
+        document_prefix: str = "",
+        device: str | None = None,
+    ) -> None:
+        from o1_retriever.models import load_sentence_transformer, model_lock
+
+        self.name = model
+        self.model = load_sentence_transformer(model, device=device)
+        self.batch_size = batch_size
+        self.query_prefix = query_prefix
+        self.document_prefix = document_prefix
+        self._lock = model_lock(self.model)
+        dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension()
+        if dim is None:
+            dim = int(self.model.encode(["x"]).shape[-1])
+        self._dimension = int(dim)
+
+    @property
+    def identity(self) -> str:
+        # The alias names the wheel's model, so the same model gets the same identity wherever
+        # it is installed; for paths and hub ids the name is what the user gave.
+        return "sentence-transformers:all-MiniLM-L6-v2" if self.name == "minilm" else f"sentence-transformers:{self.name}"
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def _document_settings(self) -> dict[str, Any]:
+        return {"pooling": "sentence-transformers", "max_seq_length": self.max_seq_length, "document_prefix": self.document_prefix}
+
+    def query_text(self, query: str | None, thought: str | None) -> str:
+        parts = [p for p in (query, thought) if p]
+        return self.query_prefix + " ".join(parts)
+
+    def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            # encode() sorts by length internally, so padding is already minimal.
+            vectors = self.model.encode(
+                texts,
+                batch_size=self.batch_size,
+                show_progress_bar=show_progress,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        return normalize(vectors)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, show_progress=False)
+
+    def encode_documents(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+        return self._encode([self.document_prefix + t for t in texts], show_progress)

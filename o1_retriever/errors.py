@@ -1,0 +1,44 @@
+"""Errors raised by o1-retriever.
+
+Every error a user can provoke with bad input derives from :class:`O1RetrieverError`, so callers
+(and the CLI) can catch one type and show a one-line message instead of a deep stack trace.
+"""
+
+from __future__ import annotations
+
+
+class O1RetrieverError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InvalidQueryError(O1RetrieverError, ValueError):
+    """A query that cannot be embedded (empty, whitespace only, not a string)."""
+
+
+class SourceError(O1RetrieverError, ValueError):
+    """A document source that cannot be read (missing file, malformed line, empty corpus)."""
+
+
+class EmbedderMismatchError(O1RetrieverError):
+    """A collection was filled by another embedder than the one trying to use it."""
+
+
+class CollectionError(O1RetrieverError):
+    """Chroma refused an operation (bad collection name, dimension mismatch, ...)."""
+
+
+class ThinkerError(O1RetrieverError, RuntimeError):
+    """The thinker failed to produce thoughts (backend down, timeout, generation error)."""
+
+
+class ModelLoadError(O1RetrieverError, RuntimeError):
+    """A model could not be found or loaded."""
+
+
+def check_query(query: object) -> str:
+    """Return ``query`` if it is a non-empty string, else raise :class:`InvalidQueryError`."""
+    if not isinstance(query, str):
+        raise InvalidQueryError(f"query must be a string, got {type(query).__name__}")
+    if not query.strip():
+        raise InvalidQueryError("query is empty or whitespace only")
+    return query

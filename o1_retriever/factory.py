@@ -1,0 +1,60 @@
+"""Build thinkers and encoders from the model specs of :class:`EmbedderConfig`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from o1_retriever.encoders.base import Encoder
+from o1_retriever.errors import ModelLoadError
+from o1_retriever.prompts import PROMPTS
+from o1_retriever.thinkers.base import Thinker
+
+if TYPE_CHECKING:
+    from o1_retriever.embedder import EmbedderConfig
+
+
+def _prompt(config: "EmbedderConfig"):
+    try:
+        return PROMPTS[config.prompt]
+    except KeyError:
+        raise ModelLoadError(f"unknown prompt {config.prompt!r}; choose one of {', '.join(PROMPTS)}") from None
+
+
+def build_models(config: "EmbedderConfig") -> tuple[Thinker | None, Encoder]:
+    """(thinker, encoder) for a config; a unified model plays both roles with one loaded LM."""
+    if config.model:
+        from o1_retriever.unified import UnifiedModel
+
+        unified = UnifiedModel.load(config.model, device=config.device)
+        return unified.thinker, unified.encoder
+    return build_thinker(config), build_encoder(config)
+
+
+def build_thinker(config: "EmbedderConfig") -> Thinker | None:
+    spec = config.thinker
+    if spec in ("", "none"):
+        return None
+    if spec.startswith(("http://", "https://")):
+        from o1_retriever.thinkers.openai import OpenAIThinker
+
+        if not config.thinker_model:
+            raise ModelLoadError("an OpenAI-compatible thinker URL needs --thinker-model (the model's name on that server)")
+        return OpenAIThinker(spec, config.thinker_model, prompt=_prompt(config), api_key_env=config.thinker_api_key_env)
+    if spec.startswith("llamacpp:"):
+        from o1_retriever.thinkers.llamacpp import LlamaCppThinker
+
+        return LlamaCppThinker(spec.removeprefix("llamacpp:"), prompt=_prompt(config))
+    from o1_retriever.thinkers.transformers import TransformersThinker
+
+    return TransformersThinker(spec, prompt=_prompt(config), device=config.device)
+
+
+def build_encoder(config: "EmbedderConfig") -> Encoder:
+    spec = config.encoder
+    if spec.startswith("last-token:"):
+        from o1_retriever.encoders.last_token import LastTokenEncoder
+
+        return LastTokenEncoder(spec.removeprefix("last-token:"), device=config.device)
+    from o1_retriever.encoders.sentence_transformers import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(spec, device=config.device)

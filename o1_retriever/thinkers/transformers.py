@@ -1,0 +1,113 @@
+"""A local transformers causal LM as thinker (any Hugging Face model id or folder)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from o1_retriever.prompts import PASSAGE_PROMPT, ThoughtPrompt
+from o1_retriever.thinkers.base import SamplingConfig, Thinker, clean_thought
+
+log = logging.getLogger(__name__)
+
+
+class TransformersThinker(Thinker):
+    """Generates thoughts with ``model.generate``, all queries x k samples batched.
+
+    Args:
+        model: alias (``"smollm2"``), Hugging Face id or local folder; or an already loaded
+            ``(model, tokenizer)`` pair (the unified model shares its LM this way).
+        prompt: how the query is presented to the model.
+        batch_size: sequences (queries x k) per ``generate`` call; bounds memory.
+        max_query_tokens: longer queries are cut (with a warning) so the prompt fits.
+    """
+
+    def __init__(
+        self,
+        model: str | tuple[Any, Any] = "smollm2",
+        *,
+        prompt: ThoughtPrompt = PASSAGE_PROMPT,
+        batch_size: int = 48,
+        max_query_tokens: int = 256,
+        device: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        from o1_retriever.models import load_causal_lm, model_lock
+
+        if isinstance(model, tuple):
+            self.model, self.tokenizer = model
+            self._name = name or getattr(self.model.config, "_name_or_path", "causal-lm")
+        else:
+            self.model, self.tokenizer = load_causal_lm(model, device=device)
+            self._name = name or model
+        self.prompt = prompt
+        self.batch_size = batch_size
+        self.max_query_tokens = max_query_tokens
+        # generate() is not re-entrant on a shared model and seeding uses torch's global RNG:
+        # one generation at a time per model (2 CPU cores gain nothing from overlapping them).
+        self._lock = model_lock(self.model)
+
+    @property
+    def identity(self) -> str:
+        return f"transformers:{self._name}"
+
+    def render(self, query: str) -> str:
+        text = self.prompt.render(self._truncate(query))
+        if not self.prompt.chat:
+            return text
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+        )
+
+    def _truncate(self, query: str) -> str:
+        ids = self.tokenizer(query, add_special_tokens=False)["input_ids"]
+        if len(ids) <= self.max_query_tokens:
+            return query
+        log.warning("query of %d tokens cut to %d for the thinker", len(ids), self.max_query_tokens)
+        return self.tokenizer.decode(ids[: self.max_query_tokens])
+
+    def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+        import torch
+
+        if not queries:
+            return []
+        prompts = [self.render(q) for q in queries]
+        per_call = max(1, self.batch_size // k)
+        thoughts: list[list[str]] = []
+        with self._lock, torch.random.fork_rng(devices=[]), torch.inference_mode():
+            if sampling.seed is not None:
+                torch.manual_seed(sampling.seed)
+            for start in range(0, len(prompts), per_call):
+                thoughts.extend(self._generate(prompts[start : start + per_call], k, sampling))
+        return thoughts
+
+    def _generate(self, prompts: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+        tok = self.tokenizer
+        tok.padding_side = "left"  # generation continues from the right end of every row
+        batch = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=not self.prompt.chat)
+        batch = {name: t.to(self.model.device) for name, t in batch.items()}
+        sample = sampling.temperature > 0
+        out = self.model.generate(
+            **batch,
+            max_new_tokens=sampling.max_new_tokens,
+            do_sample=sample,
+            temperature=sampling.temperature if sample else None,
+            top_p=sampling.top_p if sample else None,
+            top_k=None,
+            num_return_sequences=k,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=_stop_ids(tok),
+        )
+        new = out[:, batch["input_ids"].shape[1] :]
+        texts = [clean_thought(t) for t in tok.batch_decode(new, skip_special_tokens=True)]
+        return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+
+def _stop_ids(tokenizer: Any) -> list[int]:
+    ids = {tokenizer.eos_token_id}
+    for token in ("<|im_end|>", "</s>"):
+        tid = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id:
+            ids.add(tid)
+    return sorted(i for i in ids if i is not None)
+

@@ -1,0 +1,55 @@
+"""The unified shape: one causal LM that both thinks and embeds (as in the O1 Embedder paper).
+
+Prompt ``<query>{q}</query><thought>`` -> the model writes a thought and EOS -> the whole sequence
+plus ``<emb>`` is encoded again -> the last hidden state at ``<emb>`` is the embedding.
+Documents are ``text<emb>``. Models trained by ``o1-retriever train`` have this layout; any other
+causal LM gets the special tokens added (untrained, so only useful as a starting point).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from o1_retriever.encoders.last_token import LastTokenEncoder
+from o1_retriever.prompts import UNIFIED_PROMPT
+from o1_retriever.thinkers.transformers import TransformersThinker
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ("<query>", "</query>", "<thought>", "<emb>")
+EMB_TOKEN = "<emb>"
+
+
+def ensure_special_tokens(model: Any, tokenizer: Any) -> bool:
+    """Add the O1 special tokens when missing (and grow the embedding matrix). Returns whether
+    anything was added."""
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+    if not missing:
+        return False
+    log.warning("model has no %s tokens: adding them (untrained until fine-tuned)", ", ".join(missing))
+    tokenizer.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS)}, replace_additional_special_tokens=False)
+    model.resize_token_embeddings(len(tokenizer))
+    return True
+
+
+@dataclass
+class UnifiedModel:
+    """A loaded unified model and the two roles it plays."""
+
+    name: str
+    thinker: TransformersThinker
+    encoder: LastTokenEncoder
+
+    @classmethod
+    def load(cls, name_or_path: str, *, device: str | None = None, max_document_tokens: int = 512) -> "UnifiedModel":
+        from o1_retriever.models import load_causal_lm
+
+        model, tokenizer = load_causal_lm(name_or_path, device=device)
+        ensure_special_tokens(model, tokenizer)
+        pair = (model, tokenizer)
+        thinker = TransformersThinker(pair, prompt=UNIFIED_PROMPT, name=name_or_path)
+        encoder = LastTokenEncoder(pair, pool_token=EMB_TOKEN, o1_format=True, name=name_or_path, max_document_tokens=max_document_tokens)
+        return cls(name=name_or_path, thinker=thinker, encoder=encoder)
