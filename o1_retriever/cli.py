@@ -220,6 +220,11 @@ def demo_cmd(
         _show(without)
 
 
+# Commands of other areas register themselves with @command when their module is imported.
+# (one import line per area below)
+# <commands>
+
+
 def main() -> None:  # pragma: no cover - console entry point wrapper
     app()
 
