@@ -133,6 +133,10 @@ _load_lock = threading.Lock()
 
 @lru_cache(maxsize=8)
 def _load_causal_lm_cached(path: str, device: str, dtype_name: str) -> tuple[Any, Any]:
+    return _load_causal_lm(path, device, dtype_name)
+
+
+def _load_causal_lm(path: str, device: str, dtype_name: str) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -148,14 +152,17 @@ def _load_causal_lm_cached(path: str, device: str, dtype_name: str) -> tuple[Any
     return model, tokenizer
 
 
-def load_causal_lm(name_or_path: str, device: str | None = None, dtype: str = "float32") -> tuple[Any, Any]:
+def load_causal_lm(name_or_path: str, device: str | None = None, dtype: str = "float32", *, shared: bool = True) -> tuple[Any, Any]:
     """Load (model, tokenizer) once per process; concurrent callers share the same objects.
+    ``shared=False`` loads a private copy (for callers that modify the model).
 
     float32 is the CPU default: bfloat16 measured slower on the 2-core reference CPU.
     """
     path = resolve_causal_lm(name_or_path)
     device = device or default_device()
     with _load_lock:
+        if not shared:
+            return _load_causal_lm(path, device, dtype)
         return _load_causal_lm_cached(path, device, dtype)
 
 

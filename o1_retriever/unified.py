@@ -22,15 +22,19 @@ SPECIAL_TOKENS = ("<query>", "</query>", "<thought>", "<emb>")
 EMB_TOKEN = "<emb>"
 
 
+def missing_special_tokens(tokenizer: Any) -> list[str]:
+    vocab = tokenizer.get_vocab()
+    return [t for t in SPECIAL_TOKENS if t not in vocab]
+
+
 def ensure_special_tokens(model: Any, tokenizer: Any) -> bool:
     """Add the O1 special tokens when missing (and grow the embedding matrix). Returns whether
     anything was added."""
-    vocab = tokenizer.get_vocab()
-    missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+    missing = missing_special_tokens(tokenizer)
     if not missing:
         return False
     log.warning("model has no %s tokens: adding them (untrained until fine-tuned)", ", ".join(missing))
-    tokenizer.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS)}, replace_additional_special_tokens=False)
+    tokenizer.add_tokens(missing, special_tokens=True)
     model.resize_token_embeddings(len(tokenizer))
     return True
 
@@ -48,7 +52,11 @@ class UnifiedModel:
         from o1_retriever.models import load_causal_lm
 
         model, tokenizer = load_causal_lm(name_or_path, device=device)
-        ensure_special_tokens(model, tokenizer)
+        if missing_special_tokens(tokenizer):
+            # Adding tokens resizes the model: work on a private copy, never on the instance
+            # that other thinkers/encoders of this process share.
+            model, tokenizer = load_causal_lm(name_or_path, device=device, shared=False)
+            ensure_special_tokens(model, tokenizer)
         pair = (model, tokenizer)
         thinker = TransformersThinker(pair, prompt=UNIFIED_PROMPT, name=name_or_path)
         encoder = LastTokenEncoder(pair, pool_token=EMB_TOKEN, o1_format=True, name=name_or_path, max_document_tokens=max_document_tokens)
