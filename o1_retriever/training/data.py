@@ -1,0 +1,170 @@
+"""Training rows: ``{query, pos: [...], neg: [...]}`` from a jsonl file or a BEIR folder + split.
+
+A BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/SPLIT.tsv``) becomes one row per
+query with its relevant documents as ``pos`` (text is ``title + " " + text``, the BEIR
+convention of :func:`o1_retriever.index.read_source`) and no ``neg`` (mine them with
+:mod:`o1_retriever.training.mining`). This is a minimal reader of its own: the evaluation
+package's BEIR loader did not exist when training was written.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from o1_retriever.errors import SourceError
+
+
+@dataclass
+class PairRow:
+    """One training query. Synthesis adds ``all_thought`` / ``thought`` / ``votes``."""
+
+    query: str
+    pos: list[str]
+    neg: list[str] = field(default_factory=list)
+    id: str = ""
+    all_thought: list[str] | None = None
+    thought: str | None = None
+    votes: dict[str, list[float]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        row = {k: v for k, v in asdict(self).items() if k != "extra" and v is not None}
+        return {**self.extra, **row}
+
+    @classmethod
+    def from_json(cls, row: Any, where: str) -> "PairRow":
+        if not isinstance(row, dict):
+            raise SourceError(f"{where}: expected a JSON object")
+        query = row.get("query")
+        pos = row.get("pos")
+        if isinstance(pos, str):
+            pos = [pos]
+        neg = row.get("neg") or []
+        if isinstance(neg, str):
+            neg = [neg]
+        if not isinstance(query, str) or not query.strip():
+            raise SourceError(f"{where}: 'query' must be a non-empty string")
+        if not isinstance(pos, list) or not pos or not all(isinstance(p, str) and p.strip() for p in pos):
+            raise SourceError(f"{where}: 'pos' must be a non-empty list of non-empty strings")
+        if not isinstance(neg, list) or not all(isinstance(n, str) for n in neg):
+            raise SourceError(f"{where}: 'neg' must be a list of strings")
+        thoughts = row.get("all_thought")
+        known = {"query", "pos", "neg", "id", "all_thought", "thought", "votes"}
+        return cls(
+            query=query,
+            pos=pos,
+            neg=neg,
+            id=str(row.get("id", "")),
+            all_thought=list(thoughts) if isinstance(thoughts, list) else None,
+            thought=row.get("thought") if isinstance(row.get("thought"), str) else None,
+            votes=row.get("votes") if isinstance(row.get("votes"), dict) else None,
+            extra={k: v for k, v in row.items() if k not in known},
+        )
+
+
+def read_pairs(source: str | Path, split: str = "train", *, limit: int | None = None, seed: int | None = None) -> list[PairRow]:
+    """Rows of a jsonl file or of a BEIR folder's ``split``. ``limit`` keeps that many rows
+    (a seeded sample when ``seed`` is given, else the first ones). Rows get an ``id`` (the BEIR
+    query id, or the line number) used to resume synthesis."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder")
+    rows = read_beir(path, split) if path.is_dir() else read_jsonl_pairs(path)
+    if not rows:
+        raise SourceError(f"{path}: no training rows found")
+    if limit is not None and limit < len(rows):
+        if seed is None:
+            rows = rows[:limit]
+        else:
+            import random
+
+            rows = random.Random(seed).sample(rows, limit)
+    return rows
+
+
+def read_jsonl_pairs(path: Path) -> list[PairRow]:
+    rows = []
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                data = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise SourceError(f"{where}: not a JSON line ({exc})") from None
+            row = PairRow.from_json(data, where)
+            row.id = row.id or str(lineno)
+            rows.append(row)
+    return rows
+
+
+def read_beir_corpus(folder: Path) -> dict[str, str]:
+    """``{doc_id: title + " " + text}`` of a BEIR ``corpus.jsonl`` (via the core's reader)."""
+    from o1_retriever.index.sources import read_jsonl
+
+    return {doc.id: doc.text for doc in read_jsonl(folder / "corpus.jsonl", _report())}
+
+
+def read_beir_queries(folder: Path) -> dict[str, str]:
+    path = folder / "queries.jsonl"
+    if not path.exists():
+        raise SourceError(f"{folder}: not a BEIR folder (no queries.jsonl)")
+    out = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                    out[str(row["_id"])] = str(row["text"])
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise SourceError(f"{path}:{lineno}: bad query line ({exc})") from None
+    return out
+
+
+def read_beir_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
+    path = folder / "qrels" / f"{split}.tsv"
+    if not path.exists():
+        have = sorted(p.stem for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").exists() else []
+        raise SourceError(f"{folder}: no qrels for split {split!r} (have: {', '.join(have) or 'none'})")
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for row in csv.reader(fh, delimiter="\t"):
+            if len(row) < 3 or row[0] == "query-id":
+                continue
+            try:
+                qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+            except ValueError:
+                raise SourceError(f"{path}: bad relevance {row[2]!r}") from None
+    return qrels
+
+
+def read_beir(folder: Path, split: str) -> list[PairRow]:
+    if not (folder / "corpus.jsonl").exists():
+        raise SourceError(f"{folder}: not a BEIR folder (no corpus.jsonl)")
+    qrels = read_beir_qrels(folder, split)
+    queries = read_beir_queries(folder)
+    corpus = read_beir_corpus(folder)
+    rows = []
+    for qid, rel in qrels.items():
+        pos = [corpus[d] for d, score in rel.items() if score > 0 and d in corpus]
+        if qid in queries and pos:
+            rows.append(PairRow(query=queries[qid], pos=pos, id=qid))
+    return rows
+
+
+def write_rows(rows: Iterable[PairRow], path: str | Path, *, append: bool = False) -> None:
+    with Path(path).open("a" if append else "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
+            fh.flush()
+
+
+def _report():
+    from o1_retriever.index.sources import SourceReport
+
+    return SourceReport()
