@@ -223,6 +223,7 @@ def demo_cmd(
 # Commands of other areas register themselves with @command when their module is imported.
 # (one import line per area below)
 # <commands>
+import o1_retriever.evaluation.commands  # noqa: E402,F401  (eval, rag-eval)
 
 
 def main() -> None:  # pragma: no cover - console entry point wrapper

@@ -1,0 +1,88 @@
+"""``o1-retriever eval`` and ``o1-retriever rag-eval`` (registered with the CLI's ``command``
+decorator; heavy imports stay inside the functions so ``--help`` is fast)."""
+
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from o1_retriever.cli import command, err, out
+from o1_retriever.embedder import EmbedderConfig
+
+Dataset = Annotated[Path, typer.Argument(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")]
+Split = Annotated[str, typer.Option("--split", help="qrels split to evaluate.")]
+Queries = Annotated[Optional[int], typer.Option("--queries", min=1, help="A seeded random subset of this many queries (default: all).")]
+SubsetSeed = Annotated[int, typer.Option("--subset-seed", help="Seed of the query subset.")]
+
+
+@command(name="eval")
+def eval_cmd(
+    dataset: Dataset,
+    split: Split = "test",
+    queries: Queries = None,
+    subset_seed: SubsetSeed = 0,
+    systems: Annotated[str, typer.Option("--systems", help="Comma-separated: bm25, dense, hyde, thinking.")] = "bm25,dense,hyde,thinking",
+    aggregations: Annotated[Optional[str], typer.Option("--aggregations", help="Aggregations of the thinking system, comma-separated (default: --aggregation).")] = None,
+    unified: Annotated[Optional[str], typer.Option("--unified", help="A unified O1 model: adds the 'unified' and 'unified-dense' systems.")] = None,
+    depth: Annotated[int, typer.Option("--depth", min=1, help="Documents retrieved per query (Recall@100 needs 100).")] = 100,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for results.json, results.md and the plot.")] = Path("eval-results"),
+    db: Annotated[Optional[Path], typer.Option("--db", help="Embedded Chroma folder of the document index (default $O1_RETRIEVER_HOME/eval/chroma).")] = None,
+    *,
+    config: EmbedderConfig,
+) -> None:
+    """Retrieval metrics (nDCG@10, Recall@100, MRR@10, latency, thoughts/query) of several
+    systems over one shared document index; prints a markdown table, writes results.json and
+    a plot to --out."""
+    from o1_retriever.evaluation.beir import load_beir
+    from o1_retriever.evaluation.report import retrieval_table, write_retrieval_report
+    from o1_retriever.evaluation.retrieval import evaluate_retrieval, parse_systems
+
+    chosen = parse_systems(systems, aggregations or config.aggregation, unified=bool(unified))
+    data = load_beir(dataset, split, queries=queries, seed=subset_seed)
+    err.print(f"[green]{data.name}[/] ({split}): {len(data.queries)} queries; systems: {', '.join(s.name for s in chosen)}")
+    results = evaluate_retrieval(data, chosen, config, unified=unified, k=depth, db=db)
+    paths = write_retrieval_report(results, out_dir)
+    out.print(f"{data.name} ({split}), {results.queries} queries\n", markup=False, highlight=False)
+    out.print(retrieval_table(results), markup=False, highlight=False)
+    err.print(f"wrote {paths['json']}, {paths['table']} and {paths['plot']}")
+
+
+@command(name="rag-eval")
+def rag_eval_cmd(
+    dataset: Dataset,
+    split: Split = "test",
+    queries: Annotated[Optional[int], typer.Option("--queries", min=1, help="A seeded random subset of this many questions (default: all).")] = 30,
+    subset_seed: SubsetSeed = 0,
+    k: Annotated[int, typer.Option("--k", min=1, help="Passages given to the reader.")] = 3,
+    reader: Annotated[str, typer.Option("--reader", help="Reader LLM: 'smollm2', a HF id/folder, or an OpenAI-compatible http(s)://.../v1 URL.")] = "smollm2",
+    reader_model: Annotated[Optional[str], typer.Option("--reader-model", help="Model name on an OpenAI-compatible reader server.")] = None,
+    answer_tokens: Annotated[int, typer.Option("--answer-tokens", min=1, help="Maximum tokens of an answer.")] = 24,
+    judge: Annotated[Optional[str], typer.Option("--judge", help="Judge LLM for faithfulness / answer accuracy: a HF id/folder, 'smollm2', or an OpenAI-compatible URL. Without it only the no-LLM RAGAS metrics run.")] = None,
+    judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="Model name on an OpenAI-compatible judge server.")] = None,
+    judge_tokens: Annotated[int, typer.Option("--judge-tokens", min=1, help="Maximum tokens of a judge reply.")] = 512,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for answers.jsonl, rag_results.{md,json}, changed.json and the plot.")] = Path("rag-eval-results"),
+    db: Annotated[Optional[Path], typer.Option("--db", help="Embedded Chroma folder of the document index (default $O1_RETRIEVER_HOME/eval/chroma).")] = None,
+    *,
+    config: EmbedderConfig,
+) -> None:
+    """RAG answers with and without thinking (reader LLM on the top-k passages), scored with
+    RAGAS; needs gold answers in queries.jsonl metadata.answer (as in HotpotQA)."""
+    import os
+
+    os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+    from o1_retriever.evaluation.beir import load_beir
+    from o1_retriever.evaluation.rag import Reader, evaluate_rag, make_judge
+    from o1_retriever.evaluation.report import changed_list, rag_table, write_rag_report
+
+    data = load_beir(dataset, split, queries=queries, seed=subset_seed)
+    err.print(f"[green]{data.name}[/] ({split}): {len(data.queries)} questions, top-{k} passages, reader {reader}" + (f", judge {judge}" if judge else ""))
+    with err.status("loading models"):
+        the_reader = Reader(reader, model_name=reader_model, max_new_tokens=answer_tokens, device=config.device)
+        the_judge = make_judge(judge, judge_model, max_new_tokens=judge_tokens, device=config.device) if judge else None
+    results = evaluate_rag(data, config, reader=the_reader, judge=the_judge, k=k, db=db)
+    paths = write_rag_report(results, out_dir)
+    out.print(f"{data.name}, {results.questions} questions, top-{k} passages\n", markup=False, highlight=False)
+    out.print(rag_table(results), markup=False, highlight=False)
+    out.print("\n" + changed_list(results), markup=False, highlight=False)
+    err.print(f"wrote {paths['jsonl']}, {paths['table']}, {paths['json']} and {paths['plot']}")

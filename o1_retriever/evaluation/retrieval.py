@@ -1,0 +1,343 @@
+"""Retrieval evaluation: several systems over one shared document index, scored exactly.
+
+* The documents of a (dataset, encoder) pair are embedded once into a persistent Chroma
+  collection (core :class:`~o1_retriever.index.ChromaIndex`, under
+  ``$O1_RETRIEVER_HOME/eval/chroma``); later runs only re-embed what changed.
+* Chroma's HNSW search is approximate; evaluation scores every stored vector instead (exact
+  cosine, the vectors are unit length), so figures are exact and reproducible.
+* Systems: ``bm25`` (bm25s), ``dense`` (same encoder, no thinking), ``hyde`` (thoughts only),
+  ``thinking`` (once per aggregation asked for: ``thinking[o1]``, ``thinking[o1+query]``), and
+  ``unified`` / ``unified-dense`` when a unified model is given.
+* Thoughts are generated once per run (batched, with a progress bar) through
+  :meth:`ThinkingEmbedder.think`; every thinking system then reads them from the thought cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from o1_retriever.embedder import EmbedderConfig, ThinkingEmbedder
+from o1_retriever.errors import O1RetrieverError
+from o1_retriever.evaluation.beir import BeirDataset
+from o1_retriever.evaluation.metrics import evaluate_run
+from o1_retriever.thinkers.base import SamplingConfig, Thinker
+
+log = logging.getLogger(__name__)
+
+SYSTEMS = ("bm25", "dense", "hyde", "thinking")
+AGGREGATIONS = ("o1", "o1+query", "hyde")
+
+
+class EvaluationError(O1RetrieverError, ValueError):
+    """Bad evaluation settings (unknown system, aggregation, ...)."""
+
+
+@dataclass
+class System:
+    """One system of a run. ``kind`` is bm25 | dense | thinking | unified | unified-dense."""
+
+    name: str
+    kind: str
+    aggregation: str | None = None
+
+
+def parse_systems(systems: str | Sequence[str], aggregations: str | Sequence[str] = "o1+query", unified: bool = False) -> list[System]:
+    """``"bm25,dense,hyde,thinking"`` -> systems; ``thinking`` becomes one system per aggregation."""
+    names = [s.strip() for s in (systems.split(",") if isinstance(systems, str) else systems) if s.strip()]
+    aggs = [a.strip() for a in (aggregations.split(",") if isinstance(aggregations, str) else aggregations) if a.strip()]
+    unknown = [s for s in names if s not in SYSTEMS]
+    if unknown:
+        raise EvaluationError(f"unknown system {unknown[0]!r}; choose from {', '.join(SYSTEMS)}")
+    bad = [a for a in aggs if a not in AGGREGATIONS]
+    if bad:
+        raise EvaluationError(f"unknown aggregation {bad[0]!r}; choose from {', '.join(AGGREGATIONS)}")
+    if "thinking" in names and not aggs:
+        raise EvaluationError("the thinking system needs at least one aggregation")
+    out: list[System] = []
+    for name in dict.fromkeys(names):
+        if name == "bm25":
+            out.append(System("bm25", "bm25"))
+        elif name == "dense":
+            out.append(System("dense", "dense"))
+        elif name == "hyde":
+            out.append(System("hyde", "thinking", "hyde"))
+        else:
+            out.extend(System(f"thinking[{a}]", "thinking", a) for a in dict.fromkeys(aggs))
+    if unified:
+        out += [System("unified-dense", "unified-dense"), System("unified", "unified", "o1")]
+    if not out:
+        raise EvaluationError("no systems to evaluate")
+    return out
+
+
+# -- the shared document index -------------------------------------------------------------------
+def collection_name(dataset: BeirDataset, embedder: ThinkingEmbedder) -> str:
+    """One collection per (dataset folder, encoder fingerprint)."""
+    key = json.dumps({"corpus": str(dataset.corpus_path.resolve()), "encoder": embedder.fingerprint()}, sort_keys=True)
+    slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", dataset.name).strip("-._")[:40] or "beir"
+    return f"eval-{slug}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+
+def eval_db() -> Path:
+    from o1_retriever.models import home
+
+    return home() / "eval" / "chroma"
+
+
+class DocumentStore:
+    """The corpus embedded once in Chroma, searched exactly (cosine over every stored vector)."""
+
+    def __init__(self, dataset: BeirDataset, embedder: ThinkingEmbedder, *, db: str | Path | None = None, show_progress: bool = True) -> None:
+        from o1_retriever.index import ChromaIndex
+
+        self.index = ChromaIndex(collection_name(dataset, embedder), embedder, path=db or eval_db())
+        ids: list[str] = []
+        texts: dict[str, str] = {}
+
+        def documents():
+            for doc in dataset.documents():
+                ids.append(doc.id)
+                texts[doc.id] = doc.text
+                yield doc
+
+        self.stats = self.index.add(documents(), show_progress=show_progress)
+        self.texts = texts
+        self.ids = list(dict.fromkeys(ids))
+        self.matrix = self._load(self.ids)
+
+    def _load(self, ids: list[str], page: int = 4096) -> np.ndarray:
+        rows: dict[str, Any] = {}
+        for start in range(0, len(ids), page):
+            got = self.index.collection.get(ids=ids[start : start + page], include=["embeddings"])
+            rows.update(zip(got["ids"], got["embeddings"]))
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise O1RetrieverError(f"{len(missing)} documents are missing from collection {self.index.name!r} (first: {missing[0]!r})")
+        return np.asarray([rows[i] for i in ids], dtype=np.float32)
+
+    def search(self, vectors: np.ndarray, k: int = 100, chunk: int = 256) -> list[dict[str, float]]:
+        """Exact top-``k`` {document id: cosine} for each query vector."""
+        k = min(k, len(self.ids))
+        out: list[dict[str, float]] = []
+        for start in range(0, len(vectors), chunk):
+            scores = np.asarray(vectors[start : start + chunk], dtype=np.float32) @ self.matrix.T
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            for row, cand in zip(scores, top):
+                order = cand[np.argsort(-row[cand], kind="stable")]
+                out.append({self.ids[j]: float(row[j]) for j in order})
+        return out
+
+
+# -- counting generated thoughts -----------------------------------------------------------------
+class CountingThinker(Thinker):
+    """Wraps a thinker and counts the thoughts it actually generates (cache hits never reach it)."""
+
+    def __init__(self, inner: Thinker) -> None:
+        self.inner = inner
+        self.prompt = inner.prompt
+        self.generated = 0
+
+    @property
+    def identity(self) -> str:
+        return self.inner.identity
+
+    def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+        out = self.inner.think(queries, k, sampling)
+        self.generated += sum(len(t) for t in out)
+        return out
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+# -- results -------------------------------------------------------------------------------------
+@dataclass
+class SystemResult:
+    name: str
+    metrics: dict[str, float]
+    latency_ms: float
+    thoughts_per_query: float
+    generated_per_query: float
+    fallbacks: int
+    per_query: dict[str, dict[str, float]]
+    run: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+    thoughts: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metrics": self.metrics,
+            "latency_ms": self.latency_ms,
+            "thoughts_per_query": self.thoughts_per_query,
+            "generated_per_query": self.generated_per_query,
+            "fallbacks": self.fallbacks,
+            "per_query": self.per_query,
+        }
+
+
+@dataclass
+class RetrievalResults:
+    dataset: str
+    split: str
+    queries: int
+    settings: dict[str, Any]
+    systems: list[SystemResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "split": self.split,
+            "queries": self.queries,
+            "settings": self.settings,
+            "systems": {s.name: s.to_dict() for s in self.systems},
+        }
+
+
+# -- the runner ----------------------------------------------------------------------------------
+def think_all(embedder: ThinkingEmbedder, queries: list[str], *, batch: int = 16, show_progress: bool = True, desc: str = "thinking") -> float:
+    """Generate (or read from the cache) the thoughts of every query in batches, with a progress
+    bar. Returns the seconds spent."""
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    with tqdm(total=len(queries), desc=desc, unit="query", disable=not show_progress) as bar:
+        for i in range(0, len(queries), batch):
+            part = queries[i : i + batch]
+            try:
+                embedder.think(part)
+            except O1RetrieverError as exc:
+                if embedder.strict:
+                    raise
+                log.warning("thinking failed for %d queries (they fall back to plain embeddings): %s", len(part), exc)
+            bar.update(len(part))
+    return time.perf_counter() - start
+
+
+def _prepare(embedder: ThinkingEmbedder, tmp: Path) -> CountingThinker | None:
+    if embedder.thinker is None:
+        return None
+    if embedder.cache is None:
+        # thoughts are shared between the thinking systems of one run through a cache
+        from o1_retriever.cache import ThoughtCache
+
+        embedder.cache = ThoughtCache(tmp / "thoughts.sqlite")
+    if not isinstance(embedder.thinker, CountingThinker):
+        embedder.thinker = CountingThinker(embedder.thinker)
+    return embedder.thinker
+
+
+def evaluate_retrieval(
+    dataset: BeirDataset,
+    systems: Sequence[System],
+    config: EmbedderConfig | None = None,
+    *,
+    embedder: ThinkingEmbedder | None = None,
+    unified: str | None = None,
+    k: int = 100,
+    db: str | Path | None = None,
+    show_progress: bool = True,
+) -> RetrievalResults:
+    """Run every system on the dataset's queries and score it.
+
+    ``embedder`` (or one built from ``config``) provides the encoder for dense/hyde/thinking;
+    ``unified`` names a unified model for the ``unified*`` systems.
+    """
+    config = config or EmbedderConfig()
+    qids = list(dataset.queries)
+    texts = [dataset.queries[q] for q in qids]
+    kinds = {s.kind for s in systems}
+    results: list[SystemResult] = []
+    needs_thinker = "thinking" in kinds
+    with tempfile.TemporaryDirectory(prefix="o1-eval-") as tmp:
+        store = None
+        if kinds & {"dense", "thinking", "bm25"}:
+            if embedder is None and kinds & {"dense", "thinking"}:
+                embedder = ThinkingEmbedder.from_config(config if needs_thinker else replace(config, thinker="none"))
+        if kinds & {"dense", "thinking"}:
+            assert embedder is not None
+            store = DocumentStore(dataset, embedder, db=db, show_progress=show_progress)
+        counter = _prepare(embedder, Path(tmp)) if (embedder is not None and needs_thinker) else None
+        think_s, generated = 0.0, 0
+        if needs_thinker:
+            if counter is None:
+                raise EvaluationError("the hyde/thinking systems need a thinker (got --thinker none)")
+            think_s = think_all(embedder, texts, show_progress=show_progress)
+            generated = counter.generated
+        for system in systems:
+            if system.kind == "bm25":
+                results.append(_bm25(system, dataset, texts, qids, k, store, show_progress))
+            elif system.kind in ("dense", "thinking"):
+                assert embedder is not None and store is not None
+                results.append(_dense(system, dataset, embedder, store, texts, qids, k, think_s, generated))
+        if kinds & {"unified", "unified-dense"}:
+            if not unified:
+                raise EvaluationError("the unified systems need a unified model (--unified PATH)")
+            u_embedder = ThinkingEmbedder.from_config(replace(config, model=unified, aggregation="o1"))
+            u_store = DocumentStore(dataset, u_embedder, db=db, show_progress=show_progress)
+            u_counter = _prepare(u_embedder, Path(tmp) / "unified")
+            u_think = think_all(u_embedder, texts, show_progress=show_progress, desc="thinking (unified)") if any(s.kind == "unified" for s in systems) else 0.0
+            for system in systems:
+                if system.kind == "unified-dense":
+                    results.append(_dense(replace(system, kind="dense"), dataset, u_embedder, u_store, texts, qids, k, 0.0, 0))
+                elif system.kind == "unified":
+                    results.append(_dense(replace(system, kind="thinking"), dataset, u_embedder, u_store, texts, qids, k, u_think, u_counter.generated if u_counter else 0))
+    settings = {
+        "encoder": config.encoder,
+        "thinker": config.thinker if needs_thinker else None,
+        "model": config.model,
+        "unified": unified,
+        "thoughts": config.thoughts if needs_thinker else 0,
+        "sampling": config.sampling.as_dict(),
+        "prompt": config.prompt,
+        "k": k,
+        "exact_search": True,
+    }
+    return RetrievalResults(dataset.name, dataset.split, len(qids), settings, results)
+
+
+def _bm25(system: System, dataset: BeirDataset, texts: list[str], qids: list[str], k: int, store: DocumentStore | None, show_progress: bool) -> SystemResult:
+    from o1_retriever.evaluation.bm25 import BM25
+
+    if store is not None:
+        ids, docs = store.ids, [store.texts[i] for i in store.ids]
+    else:
+        corpus = {d.id: d.text for d in dataset.documents()}
+        ids, docs = list(corpus), list(corpus.values())
+    bm25 = BM25(ids, docs, show_progress=show_progress)
+    start = time.perf_counter()
+    hits = bm25.search(texts, k=k)
+    elapsed = time.perf_counter() - start
+    run = dict(zip(qids, hits))
+    metrics, per_query = evaluate_run(dataset.qrels, run)
+    return SystemResult(system.name, metrics, 1000 * elapsed / max(1, len(qids)), 0.0, 0.0, 0, per_query, run)
+
+
+def _dense(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, store: DocumentStore, texts: list[str], qids: list[str], k: int, think_s: float, generated: int) -> SystemResult:
+    thinking = system.kind == "thinking"
+    start = time.perf_counter()
+    embedded = embedder.embed_queries(texts, thinking=thinking, aggregation=system.aggregation, return_thoughts=True)
+    hits = store.search(np.stack([e.vector for e in embedded]), k=k)
+    elapsed = time.perf_counter() - start + (think_s if thinking else 0.0)
+    run = dict(zip(qids, hits))
+    metrics, per_query = evaluate_run(dataset.qrels, run)
+    n = max(1, len(qids))
+    return SystemResult(
+        system.name,
+        metrics,
+        1000 * elapsed / n,
+        sum(len(e.thoughts) for e in embedded) / n if thinking else 0.0,
+        generated / n if thinking else 0.0,
+        sum(e.fallback for e in embedded),
+        per_query,
+        run,
+        {q: e.thoughts for q, e in zip(qids, embedded)} if thinking else {},
+    )
