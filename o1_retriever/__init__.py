@@ -13,6 +13,7 @@ from o1_retriever.errors import (
     InvalidQueryError,
     ModelLoadError,
     O1RetrieverError,
+    ServerError,
     SourceError,
     ThinkerError,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "O1RetrieverError",
     "QueryEmbedding",
     "SamplingConfig",
+    "ServerError",
     "SourceError",
     "ThinkerError",
     "ThinkingEmbedder",

@@ -122,19 +122,23 @@ def index_cmd(
     port: Port = 8000,
     token: Token = None,
     chunk_size: Annotated[int, typer.Option(min=100, help="Characters per chunk for text files.")] = 1200,
+    batch_size: Annotated[int, typer.Option(min=1, help="Documents embedded and written per batch (each batch is committed).")] = 1024,
     *,
     config: EmbedderConfig,
 ) -> None:
     """Embed a corpus into a Chroma collection (an idempotent upsert: rerun at will)."""
+    import itertools
+
     from o1_retriever.errors import SourceError
     from o1_retriever.index import SourceReport, read_source
 
     report = SourceReport()
     documents = read_source(source, report, chunk_size=chunk_size, overlap=min(150, chunk_size // 4))
-    index = _index(collection, config, db, host, port, token)
-    stats = index.add(documents)
-    if stats.seen == 0:
+    first = next(documents, None)  # an empty corpus fails before any model is loaded
+    if first is None:
         raise SourceError(f"{source}: no documents found (expected .txt/.md files, a .jsonl corpus or a BEIR folder)")
+    index = _index(collection, config, db, host, port, token)
+    stats = index.add(itertools.chain([first], documents), batch_size=batch_size)
     err.print(
         f"[green]indexed[/] {stats.seen} documents into {collection!r}: {stats.written} written, "
         f"{stats.unchanged} unchanged, {len(stats.duplicates)} repeated ids skipped; collection holds {index.count()}"

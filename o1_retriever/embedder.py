@@ -12,7 +12,7 @@ import numpy as np
 from o1_retriever.aggregation import Aggregation, mean_vector, query_texts
 from o1_retriever.cache import ThoughtCache, cache_key
 from o1_retriever.encoders.base import Encoder
-from o1_retriever.errors import InvalidQueryError, ThinkerError, check_query
+from o1_retriever.errors import InvalidQueryError, ThinkerError, check_query, is_valid_unicode
 from o1_retriever.thinkers.base import SamplingConfig, Thinker
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class EmbedderConfig:
     model: str | None = None
     thinker_model: str | None = None
     thinker_api_key_env: str = "OPENAI_API_KEY"
+    thinker_timeout: float = 60.0  # seconds per request to an OpenAI-compatible thinker
     prompt: str = "passage"
     aggregation: str = "o1+query"
     thoughts: int = 3
@@ -248,6 +249,9 @@ class ThinkingEmbedder:
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
         if bad:
             raise InvalidQueryError(f"documents must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+        broken = [i for i, t in enumerate(texts) if not is_valid_unicode(t)]
+        if broken:
+            raise InvalidQueryError(f"document {broken[0]} is not valid Unicode text (it contains a lone surrogate)")
         if show_progress is None:
             show_progress = len(texts) >= _AUTO_PROGRESS
         return self.encoder.encode_documents(texts, show_progress=show_progress)

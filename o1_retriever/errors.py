@@ -27,6 +27,10 @@ class CollectionError(O1RetrieverError):
     """Chroma refused an operation (bad collection name, dimension mismatch, ...)."""
 
 
+class ServerError(CollectionError):
+    """A Chroma server that cannot be reached or that refused our credentials."""
+
+
 class ThinkerError(O1RetrieverError, RuntimeError):
     """The thinker failed to produce thoughts (backend down, timeout, generation error)."""
 
@@ -41,4 +45,16 @@ def check_query(query: object) -> str:
         raise InvalidQueryError(f"query must be a string, got {type(query).__name__}")
     if not query.strip():
         raise InvalidQueryError("query is empty or whitespace only")
+    if not is_valid_unicode(query):
+        raise InvalidQueryError("query is not valid Unicode text (it contains a lone surrogate)")
     return query
+
+
+def is_valid_unicode(text: str) -> bool:
+    """False for strings with lone surrogates (from ``surrogateescape`` decoding, broken JSON
+    escapes, ...): tokenizers and UTF-8 encoders reject them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

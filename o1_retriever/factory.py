@@ -39,7 +39,7 @@ def build_thinker(config: "EmbedderConfig") -> Thinker | None:
 
         if not config.thinker_model:
             raise ModelLoadError("an OpenAI-compatible thinker URL needs --thinker-model (the model's name on that server)")
-        return OpenAIThinker(spec, config.thinker_model, prompt=_prompt(config), api_key_env=config.thinker_api_key_env)
+        return OpenAIThinker(spec, config.thinker_model, prompt=_prompt(config), api_key_env=config.thinker_api_key_env, timeout=config.thinker_timeout)
     if spec.startswith("llamacpp:"):
         from o1_retriever.thinkers.llamacpp import LlamaCppThinker
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from o1_retriever.encoders.base import Encoder, normalize
+
+log = logging.getLogger(__name__)
 
 
 class SentenceTransformerEncoder(Encoder):
@@ -75,7 +78,21 @@ class SentenceTransformerEncoder(Encoder):
         return normalize(vectors)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
+        self._warn_if_cut(texts)
         return self._encode(texts, show_progress=False)
+
+    def _warn_if_cut(self, texts: list[str]) -> None:
+        """sentence-transformers cuts silently at ``max_seq_length``: say so for queries."""
+        if not texts:
+            return
+        limit = self.max_seq_length
+        ids = self.model.tokenizer(texts, truncation=True, max_length=limit + 1)["input_ids"]
+        cut = [t for t, row in zip(texts, ids) if len(row) > limit]
+        if cut:
+            log.warning(
+                "%d query text(s) longer than the encoder's %d tokens were cut to fit (first: %r)",
+                len(cut), limit, cut[0][:60] + "...",
+            )
 
     def encode_documents(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         return self._encode([self.document_prefix + t for t in texts], show_progress)

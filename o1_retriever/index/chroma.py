@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from o1_retriever.embedder import ThinkingEmbedder
-from o1_retriever.errors import CollectionError, EmbedderMismatchError, check_query
+from o1_retriever.errors import CollectionError, EmbedderMismatchError, ServerError, check_query
 from o1_retriever.index.sources import Document
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ class IndexStats:
 
 def content_hash(doc: Document) -> str:
     payload = json.dumps([doc.text, doc.metadata], sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+    # surrogatepass: a lone surrogate must reach embed_documents' clear error, not crash here
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def make_client(path: str | Path | None = None, host: str | None = None, port: int = 8000, auth_token: str | None = None) -> Any:
@@ -88,12 +89,28 @@ def make_client(path: str | Path | None = None, host: str | None = None, port: i
                 chroma_client_auth_provider="chromadb.auth.token_authn.TokenAuthClientProvider",
                 chroma_client_auth_credentials=token,
             )
-        return chromadb.HttpClient(host=host, port=port, settings=settings)
+        try:  # the client checks the server (and our credentials) while it is built
+            return chromadb.HttpClient(host=host, port=port, settings=settings)
+        except Exception as exc:
+            raise _server_error(exc, host, port, token) from None
     from o1_retriever.models import home
 
     path = Path(path).expanduser() if path else home() / "chroma"
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
+
+
+def _server_error(exc: Exception, host: str, port: int, token: str | None) -> Exception:
+    """A one-line error for a Chroma server that refused us or cannot be reached; the token
+    itself never appears in it."""
+    from chromadb.errors import ChromaAuthError
+
+    if isinstance(exc, ChromaAuthError):
+        given = "the token was refused" if token else f"no token was given (--token or ${TOKEN_ENV})"
+        return ServerError(f"Chroma server {host}:{port} refused the request ({exc}): {given}")
+    if isinstance(exc, (ValueError, ConnectionError, OSError)) or "connect" in str(exc).lower():
+        return ServerError(f"cannot reach a Chroma server at {host}:{port}: {exc}")
+    return exc
 
 
 class ChromaIndex:
@@ -133,6 +150,8 @@ class ChromaIndex:
                 metadata={"hnsw:space": "cosine", FINGERPRINT_KEY: fingerprint},
                 embedding_function=None,
             )
+        except chromadb.errors.ChromaAuthError as exc:
+            raise _server_error(exc, host or "?", port, auth_token or os.environ.get(TOKEN_ENV)) from None
         except (chromadb.errors.InvalidArgumentError, ValueError) as exc:
             raise CollectionError(
                 f"Chroma rejected the collection name {collection!r}: names are 3-512 characters of "

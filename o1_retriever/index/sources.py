@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from o1_retriever.errors import SourceError
+from o1_retriever.errors import SourceError, is_valid_unicode
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +115,25 @@ def read_jsonl(path: Path, report: SourceReport) -> Iterator[Document]:
             if not raw.strip():
                 continue
             try:
-                row = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line = raw.decode("utf-8", errors="replace")
+                report.repaired.append(f"{path.name}:{lineno}: invalid UTF-8 replaced")
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
                 raise SourceError(f"{path}:{lineno}: not a JSON line ({exc})") from None
             if not isinstance(row, dict) or "_id" not in row or "text" not in row:
                 raise SourceError(f"{path}:{lineno}: expected an object with '_id' and 'text'")
             title = str(row.get("title") or "")
             body = str(row["text"] or "")
-            text = clean_text(f"{title} {body}".strip())
+            joined = f"{title} {body}".strip()
+            text = clean_text(joined)
+            if text != joined:
+                report.repaired.append(f"{path.name}:{lineno} ({row['_id']}): control characters removed")
+            if not is_valid_unicode(text):  # a JSON escape of a lone surrogate ("\\ud800")
+                text = text.encode("utf-8", "replace").decode("utf-8")
+                report.repaired.append(f"{path.name}:{lineno} ({row['_id']}): lone surrogates replaced")
             if not text:
                 report.skipped.append(f"{path.name}:{lineno} ({row['_id']}): empty text")
                 continue
@@ -142,4 +153,6 @@ def read_source(source: str | Path, report: SourceReport | None = None, **chunki
         return read_jsonl(path, report)
     if (path / "corpus.jsonl").exists():
         return read_jsonl(path / "corpus.jsonl", report)
+    if (path / "queries.jsonl").exists() or (path / "qrels").is_dir():
+        raise SourceError(f"{path}: looks like a BEIR folder (queries.jsonl / qrels/) but corpus.jsonl is missing")
     return read_folder(path, report, **chunking)
