@@ -103,7 +103,10 @@ def read_synthesized(path: str | Path) -> list[PairRow]:
     from o1_retriever.errors import SourceError
     from o1_retriever.training.data import read_jsonl_pairs
 
-    rows = read_jsonl_pairs(Path(path))
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    rows = read_jsonl_pairs(path)
     missing = [r.id for r in rows if r.thought is None]
     if missing:
         raise SourceError(f"{path}: {len(missing)} rows have no 'thought' (run o1-retriever synthesize first), e.g. id {missing[0]}")

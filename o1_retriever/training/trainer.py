@@ -84,6 +84,8 @@ class TrainResult:
     steps: int
     losses: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    model: Any = None  # the saved model (merged when LoRA is merged), in eval mode
+    tokenizer: Any = None
 
 
 def load_base(base: str | tuple[Any, Any], mode: str) -> tuple[Any, Any]:
@@ -249,12 +251,13 @@ def train(
     bar.close()
 
     accelerator.wait_for_everyone()
+    final = accelerator.unwrap_model(step_module).lm if not config.lora else trained
     if accelerator.is_main_process:
-        save(accelerator.unwrap_model(step_module).lm if not config.lora else trained, tokenizer, out, config, history)
-    return TrainResult(out=out, steps=step, losses=history, seconds=time.perf_counter() - started)
+        final = save(final, tokenizer, out, config, history)
+    return TrainResult(out=out, steps=step, losses=history, seconds=time.perf_counter() - started, model=final, tokenizer=tokenizer)
 
 
-def save(model: Any, tokenizer: Any, out: Path, config: TrainConfig, history: list[dict[str, float]]) -> None:
+def save(model: Any, tokenizer: Any, out: Path, config: TrainConfig, history: list[dict[str, float]]) -> Any:
     """Write the model (merged LoRA or plain weights, or the adapter) with its tokenizer."""
     out.mkdir(parents=True, exist_ok=True)
     if config.lora and config.save == "merged":
@@ -267,3 +270,4 @@ def save(model: Any, tokenizer: Any, out: Path, config: TrainConfig, history: li
     tokenizer.save_pretrained(out)
     meta = {"o1_retriever": {"mode": config.mode, "config": asdict(config), "steps": len(history), "losses": history}}
     (out / "o1_training.json").write_text(json.dumps(meta, indent=1))
+    return model
