@@ -228,6 +228,7 @@ def demo_cmd(
 # (one import line per area below)
 # <commands>
 import o1_retriever.evaluation.commands  # noqa: E402,F401  (eval, rag-eval)
+import o1_retriever.training.commands  # noqa: E402,F401  (synthesize, train)
 
 
 def main() -> None:  # pragma: no cover - console entry point wrapper
