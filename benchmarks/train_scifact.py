@@ -110,6 +110,7 @@ def main() -> None:
     p.add_argument("--corpus-size", type=int, default=500, help="documents searched (0 = whole corpus)")
     p.add_argument("--candidates", type=int, default=3)
     p.add_argument("--shots", type=int, default=2)
+    p.add_argument("--shot-words", type=int, default=60, help="words of each few-shot passage")
     p.add_argument("--thought-tokens", type=int, default=48)
     p.add_argument("--eval-thoughts", type=int, default=3)
     p.add_argument("--negatives", type=int, default=7)
@@ -153,7 +154,7 @@ def main() -> None:
 
     with stage(f"synthesize ({len(rows)} queries x {args.candidates} thoughts)"):
         generator = TransformersThinker("smollm2", prompt=SYNTHESIS_PROMPT, max_query_tokens=1024, device=args.device)
-        stats = synthesize(rows, thoughts_file, generator, default_committee(device=args.device), candidates=args.candidates, shots=args.shots, sampling=sampling, batch_rows=8, seed=args.seed)
+        stats = synthesize(rows, thoughts_file, generator, default_committee(device=args.device), candidates=args.candidates, shots=args.shots, shot_words=args.shot_words, sampling=sampling, batch_rows=8, seed=args.seed)
         print(f"   {stats}", file=sys.stderr)
     synthesized = read_synthesized(thoughts_file)
 
@@ -182,18 +183,25 @@ def main() -> None:
         print(f"   nDCG@10 {score:.4f}", file=sys.stderr, flush=True)
         return score
 
+    def save_partial():
+        (args.work / "results.json").write_text(json.dumps({**results, "ndcg10": dict(table)}, indent=1))
+
+    # most telling comparisons first, so a cut-short run still reports them (results.json is
+    # rewritten after every evaluation)
     dense = ThinkingEmbedder(None, minilm)
     evaluate("dense MiniLM, no thinking", dense, minilm_docs, False)
-    for label, thinker_spec in (("composed: base SmolLM2 thinker + MiniLM", "smollm2"), ("composed: trained thinker + MiniLM", str(thinker_dir))):
+    for label, thinker_spec in (("composed: trained thinker + MiniLM", str(thinker_dir)), ("composed: base SmolLM2 thinker + MiniLM", "smollm2")):
         emb = ThinkingEmbedder.from_config(EmbedderConfig(thinker=thinker_spec, thoughts=args.eval_thoughts, sampling=sampling, cache=str(cache), device=args.device))
         evaluate(label, emb, minilm_docs, True)
-    for label, model in (("unified: base SmolLM2", "smollm2"), ("unified: trained", str(unified_dir))):
+        save_partial()
+    for label, model in (("unified: trained", str(unified_dir)), ("unified: base SmolLM2", "smollm2")):
         emb = ThinkingEmbedder.from_config(EmbedderConfig(model=model, thoughts=args.eval_thoughts, sampling=sampling, cache=str(cache), aggregation="o1", device=args.device))
         emb.encoder.max_document_tokens = 512 if args.corpus_size <= 0 else args.max_document_tokens
         with stage(f"embed corpus ({label})"):
             dvec = emb.embed_documents(docs, show_progress=True)
         evaluate(f"{label}, no thinking", emb, dvec, False)
         evaluate(f"{label}, thinking", emb, dvec, True)
+        save_partial()
 
     if args.hotpotqa:
         hq, hqueries, hids, hdocs, hcorpus = load_eval_set(args.hotpotqa, "test", 200, 0, set(), args.seed)

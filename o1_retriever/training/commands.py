@@ -38,6 +38,7 @@ def synthesize_cmd(
     generator_model: Annotated[Optional[str], typer.Option(help="Model name on an OpenAI-compatible server (key from $OPENAI_API_KEY).", rich_help_panel=_SYN)] = None,
     candidates: Annotated[int, typer.Option(min=1, help="Candidate thoughts per query.", rich_help_panel=_SYN)] = 3,
     shots: Annotated[int, typer.Option(min=0, help="Few-shot (query, positive) pairs from other rows.", rich_help_panel=_SYN)] = 3,
+    shot_words: Annotated[int, typer.Option(min=1, help="Words kept of each few-shot passage.", rich_help_panel=_SYN)] = 60,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens per candidate thought.", rich_help_panel=_SYN)] = 128,
     temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature.", rich_help_panel=_SYN)] = 0.7,
     voters: Annotated[str, typer.Option(help="Committee: comma list of bm25, minilm, sentence-transformers ids, last-token:SPEC.", rich_help_panel=_SYN)] = "minilm,last-token:smollm2,bm25",
@@ -86,7 +87,7 @@ def synthesize_cmd(
         committee = build_committee(voters, vote, device)
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     try:
-        stats = synthesize(rows, out, thinker, committee, candidates=candidates, shots=shots, sampling=sampling, batch_rows=batch, seed=seed)
+        stats = synthesize(rows, out, thinker, committee, candidates=candidates, shots=shots, shot_words=shot_words, sampling=sampling, batch_rows=batch, seed=seed)
     finally:
         thinker.close()
     err.print(f"[green]synthesized[/] {stats['written']} rows into {out} ({stats['skipped']} already there)")

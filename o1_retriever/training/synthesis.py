@@ -67,6 +67,7 @@ def synthesize(
     *,
     candidates: int = 3,
     shots: int = 3,
+    shot_words: int = 60,
     sampling: SamplingConfig | None = None,
     batch_rows: int = 16,
     seed: int = 0,
@@ -89,7 +90,7 @@ def synthesize(
     with tqdm(total=len(todo), desc="synthesizing", unit="query", disable=not show_progress) as bar:
         for start in range(0, len(todo), batch_rows):
             batch = todo[start : start + batch_rows]
-            messages = [few_shot_message(r, rows, shots, seed=seed) for r in batch]
+            messages = [few_shot_message(r, rows, shots, seed=seed, shot_words=shot_words) for r in batch]
             thoughts = thinker.think(messages, candidates, sampling)
             committee.refine(batch, thoughts)
             write_rows(batch, out, append=True)
