@@ -160,6 +160,20 @@ class ChromaIndex:
         self._check_fingerprint(fingerprint)
         self.space = _space(self.collection)
 
+    @classmethod
+    def from_collection(cls, collection: Any, embedder: ThinkingEmbedder) -> "ChromaIndex":
+        """Wrap a Chroma collection object that already exists, such as the one behind
+        ``langchain_chroma.Chroma`` or LlamaIndex's ``ChromaVectorStore`` (same checks as
+        the constructor: fingerprint if recorded, space read from the collection)."""
+        self = cls.__new__(cls)
+        self.embedder = embedder
+        self.client = getattr(collection, "_client", None)
+        self.name = collection.name
+        self.collection = collection
+        self._check_fingerprint(json.dumps(embedder.fingerprint(), sort_keys=True))
+        self.space = _space(collection)
+        return self
+
     def _check_fingerprint(self, ours: str) -> None:
         meta = self.collection.metadata or {}
         theirs = meta.get(FINGERPRINT_KEY)
@@ -181,7 +195,8 @@ class ChromaIndex:
         skipped; a repeated id within the input keeps its first occurrence and is reported."""
         from tqdm.auto import tqdm
 
-        batch_size = max(1, min(batch_size, self.client.get_max_batch_size()))
+        limit = self.client.get_max_batch_size() if self.client is not None else 5000
+        batch_size = max(1, min(batch_size, limit))
         stats = IndexStats()
         seen: set[str] = set()
         bar = tqdm(desc=f"indexing {self.name}", unit="doc", disable=not show_progress)

@@ -1,0 +1,103 @@
+"""``O1Embeddings``: LangChain ``Embeddings`` that think before embedding a query."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Optional
+
+from langchain_core.embeddings import Embeddings
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from o1_retriever import Aggregation, EmbedderConfig, SamplingConfig, ThinkingEmbedder
+
+
+class O1Embeddings(BaseModel, Embeddings):
+    """Thinking-before-retrieval embeddings (O1 Embedder) for LangChain.
+
+    ``embed_query`` lets a small language model write ``thoughts`` short passages about the
+    query, embeds query + thought for each and averages them; ``embed_documents`` embeds the
+    texts as they are (documents never think). Vectors are unit length, returned as Python
+    ``float`` lists. The models load on first use, once per process.
+
+    Example (offline defaults: SmolLM2-135M-Instruct thinks, all-MiniLM-L6-v2 embeds)::
+
+        from langchain_chroma import Chroma
+        from langchain_o1 import O1Embeddings
+
+        embeddings = O1Embeddings(thoughts=2, max_new_tokens=32)
+        store = Chroma("notes", embedding_function=embeddings,
+                       collection_metadata={"hnsw:space": "cosine"})
+        store.add_texts(["Mercury is the only metal that is liquid at room temperature."])
+        store.similarity_search("Which metal is liquid at room temperature?", k=1)
+
+    Pass ``embedder=`` to share an already built :class:`o1_retriever.ThinkingEmbedder`; the
+    model fields are then ignored. ``thinking=False`` gives the plain dense baseline.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
+
+    thinker: str = Field("smollm2", description="Thinker: 'smollm2', a HF id or folder, 'llamacpp:GGUF' or an OpenAI-compatible http(s)://.../v1 URL.")
+    encoder: str = Field("minilm", description="Encoder: 'minilm', a sentence-transformers id or folder, or 'last-token:SPEC'.")
+    model: Optional[str] = Field(None, description="A unified O1 model that thinks and embeds; replaces thinker and encoder.")
+    thinker_model: Optional[str] = Field(None, description="Model name on an OpenAI-compatible thinker server.")
+    aggregation: str = Field("o1+query", description="'o1', 'o1+query' or 'hyde'.")
+    thoughts: int = Field(3, ge=1, description="Thoughts per query (k).")
+    prompt: str = Field("passage", description="Thought prompt: 'passage' or 'paper'.")
+    max_new_tokens: int = Field(64, ge=1, description="Tokens per thought.")
+    temperature: float = Field(0.7, ge=0.0, description="Sampling temperature.")
+    seed: Optional[int] = Field(0, description="Sampling seed (same query, same thoughts).")
+    cache: Optional[str] = Field("default", description="Thought cache: 'default', a file path, or None/'none'.")
+    device: Optional[str] = Field(None, description="cpu, cuda, ... (default: cuda when available).")
+    strict: bool = Field(False, description="Raise when the thinker fails instead of falling back to the plain query.")
+    thinking: bool = Field(True, description="False embeds queries without thoughts (the baseline).")
+    embedder: Optional[ThinkingEmbedder] = Field(None, exclude=True, description="A ready ThinkingEmbedder; overrides the model fields.")
+
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @field_validator("aggregation")
+    @classmethod
+    def _check_aggregation(cls, value: str) -> str:
+        return Aggregation.parse(value).value
+
+    def to_config(self) -> EmbedderConfig:
+        """The :class:`o1_retriever.EmbedderConfig` these fields describe."""
+        return EmbedderConfig(
+            thinker=self.thinker,
+            encoder=self.encoder,
+            model=self.model,
+            thinker_model=self.thinker_model,
+            prompt=self.prompt,
+            aggregation=self.aggregation,
+            thoughts=self.thoughts,
+            sampling=SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=self.seed),
+            cache=self.cache,
+            device=self.device,
+            strict=self.strict,
+        )
+
+    @property
+    def thinking_embedder(self) -> ThinkingEmbedder:
+        """The core embedder (built from the fields on first use)."""
+        if self.embedder is None:
+            with self._lock:
+                if self.embedder is None:
+                    self.embedder = ThinkingEmbedder.from_config(self.to_config())
+        return self.embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents as they are (no thinking)."""
+        if not texts:
+            return []
+        return self.thinking_embedder.embed_documents(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Think about the query, then embed query + thoughts (``thinking=False``: the query only)."""
+        return self.thinking_embedder.embed_query(text, thinking=self._think()).tolist()
+
+    def embed_query_with_thoughts(self, text: str) -> tuple[list[float], list[str]]:
+        """The query vector and the thoughts that built it."""
+        result = self.thinking_embedder.embed_query(text, thinking=self._think(), return_thoughts=True)
+        return result.vector.tolist(), list(result.thoughts)
+
+    def _think(self) -> bool:
+        return self.thinking and self.thinking_embedder.thinker is not None

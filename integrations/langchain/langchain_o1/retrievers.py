@@ -1,0 +1,150 @@
+"""``O1Retriever``: a LangChain retriever that thinks before searching a Chroma collection."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, Field
+
+from o1_retriever import ThinkingEmbedder
+from o1_retriever.errors import CollectionError, InvalidQueryError
+from o1_retriever.index import ChromaIndex
+
+from langchain_o1.embeddings import O1Embeddings
+
+
+def _embedder(embeddings: Union[O1Embeddings, ThinkingEmbedder, None]) -> ThinkingEmbedder:
+    if embeddings is None:
+        return O1Embeddings().thinking_embedder
+    if isinstance(embeddings, O1Embeddings):
+        return embeddings.thinking_embedder
+    if isinstance(embeddings, ThinkingEmbedder):
+        return embeddings
+    raise CollectionError(
+        f"O1Retriever needs O1Embeddings or a ThinkingEmbedder to embed queries, got {type(embeddings).__name__}"
+    )
+
+
+class O1Retriever(BaseRetriever):
+    """Retrieve from a Chroma collection after thinking about the query (O1 Embedder).
+
+    Each returned ``Document`` carries the stored metadata plus ``id``, ``score`` (cosine
+    similarity), ``thoughts`` (what the model wrote about the query) and ``thinking``
+    (False for the baseline or when the thinker failed and the plain query was used,
+    then also ``fallback=True``). ``k``, ``thinking`` and ``where`` can be set at
+    construction and overridden per call: ``retriever.invoke(q, k=2, thinking=False)``.
+
+    Example (a collection built by ``o1-retriever index`` or by ``ChromaIndex``)::
+
+        from langchain_o1 import O1Embeddings, O1Retriever
+
+        retriever = O1Retriever.from_collection("notes", embeddings=O1Embeddings(thoughts=2), k=3)
+        docs = retriever.invoke("Why is the sky blue?")
+        docs[0].metadata["thoughts"], docs[0].metadata["score"]
+
+    Or over a ``langchain_chroma.Chroma`` store whose embedding function is ``O1Embeddings``::
+
+        retriever = O1Retriever.from_vectorstore(store, k=3)
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    index: ChromaIndex = Field(description="The o1-retriever index over the Chroma collection.")
+    k: int = Field(4, ge=1, description="Documents to return.")
+    thinking: bool = Field(True, description="False: plain dense retrieval (the baseline).")
+    thoughts: Optional[int] = Field(None, ge=1, description="Thoughts per query (default: the embedder's).")
+    where: Optional[dict[str, Any]] = Field(None, description="A Chroma metadata filter.")
+
+    @classmethod
+    def from_collection(
+        cls,
+        collection_name: str,
+        *,
+        embeddings: Union[O1Embeddings, ThinkingEmbedder, None] = None,
+        persist_directory: Union[str, Path, None] = None,
+        host: Optional[str] = None,
+        port: int = 8000,
+        auth_token: Optional[str] = None,
+        client: Any = None,
+        **kwargs: Any,
+    ) -> "O1Retriever":
+        """A retriever over the named collection: embedded Chroma at ``persist_directory``
+        (default ``$O1_RETRIEVER_HOME/chroma``, where ``o1-retriever index`` writes), a server
+        at ``host:port``, or an existing ``client``."""
+        index = ChromaIndex(
+            collection_name, _embedder(embeddings), path=persist_directory, host=host, port=port, auth_token=auth_token, client=client
+        )
+        return cls(index=index, **kwargs)
+
+    @classmethod
+    def from_vectorstore(
+        cls, vectorstore: Any, *, embeddings: Union[O1Embeddings, ThinkingEmbedder, None] = None, **kwargs: Any
+    ) -> "O1Retriever":
+        """A retriever over the collection of a ``langchain_chroma.Chroma`` store. Queries are
+        embedded by ``embeddings``, or by the store's embedding function when it is
+        ``O1Embeddings``; documents must have been embedded by the same encoder."""
+        collection = getattr(vectorstore, "_collection", None)
+        if collection is None:
+            raise CollectionError(f"expected a langchain_chroma.Chroma store, got {type(vectorstore).__name__}")
+        if embeddings is None:
+            embeddings = getattr(vectorstore, "embeddings", None)
+            if not isinstance(embeddings, O1Embeddings):
+                raise CollectionError(
+                    "the store's embedding function is not O1Embeddings; pass embeddings=O1Embeddings(...) "
+                    "with the encoder that embedded its documents"
+                )
+        return cls(index=ChromaIndex.from_collection(collection, _embedder(embeddings)), **kwargs)
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: Optional[int] = None,
+        thinking: Optional[bool] = None,
+        where: Optional[dict[str, Any]] = None,
+    ) -> list[Document]:
+        k = self.k if k is None else k
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
+        result = self.index.search(
+            query,
+            k=k,
+            thinking=self.thinking if thinking is None else thinking,
+            thoughts=self.thoughts,
+            where=self.where if where is None else where,
+        )
+        return [
+            Document(
+                id=hit.id,
+                page_content=hit.text,
+                metadata={
+                    **hit.metadata,
+                    "id": hit.id,
+                    "score": hit.score,
+                    "thoughts": list(result.thoughts),
+                    "thinking": result.thinking,
+                    **({"fallback": True} if result.fallback else {}),
+                },
+            )
+            for hit in result.hits
+        ]
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: Optional[int] = None,
+        thinking: Optional[bool] = None,
+        where: Optional[dict[str, Any]] = None,
+    ) -> list[Document]:
+        # The models run on this process's CPU/GPU: keep the event loop free while they work.
+        return await asyncio.to_thread(
+            self._get_relevant_documents, query, run_manager=run_manager.get_sync(), k=k, thinking=thinking, where=where
+        )

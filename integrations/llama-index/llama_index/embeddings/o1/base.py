@@ -1,0 +1,122 @@
+"""``O1Embedding``: a LlamaIndex ``BaseEmbedding`` that thinks before embedding a query."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, List, Optional
+
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+
+from o1_retriever import Aggregation, EmbedderConfig, SamplingConfig, ThinkingEmbedder
+
+
+class O1Embedding(BaseEmbedding):
+    """Thinking-before-retrieval embedding (O1 Embedder) for LlamaIndex.
+
+    Query embeddings let a small language model write ``thoughts`` short passages about the
+    query and average the embeddings of query + thought; text (document) embeddings never
+    think. Use it as the ``embed_model`` of a ``VectorStoreIndex`` (for instance over a
+    ``ChromaVectorStore``): nothing else changes. The models load on first use.
+
+    Example (offline defaults: SmolLM2-135M-Instruct thinks, all-MiniLM-L6-v2 embeds)::
+
+        from llama_index.core import Document, VectorStoreIndex
+        from llama_index.embeddings.o1 import O1Embedding
+
+        embed_model = O1Embedding(thoughts=2, max_new_tokens=32)
+        index = VectorStoreIndex.from_documents(
+            [Document(text="Mercury is the only metal that is liquid at room temperature.")],
+            embed_model=embed_model,
+        )
+        nodes = index.as_retriever(similarity_top_k=1).retrieve("Which metal is liquid?")
+
+    Pass ``embedder=`` to share an already built :class:`o1_retriever.ThinkingEmbedder` (the
+    model fields are then ignored). ``thinking=False`` gives the plain dense baseline.
+    """
+
+    model_name: str = Field(default="o1:smollm2+minilm", description="Name shown by LlamaIndex.")
+    thinker: str = Field(default="smollm2", description="Thinker: 'smollm2', a HF id or folder, 'llamacpp:GGUF' or an http(s)://.../v1 URL.")
+    encoder: str = Field(default="minilm", description="Encoder: 'minilm', a sentence-transformers id or folder, or 'last-token:SPEC'.")
+    model: Optional[str] = Field(default=None, description="A unified O1 model that thinks and embeds.")
+    thinker_model: Optional[str] = Field(default=None, description="Model name on an OpenAI-compatible thinker server.")
+    aggregation: str = Field(default="o1+query", description="'o1', 'o1+query' or 'hyde'.")
+    thoughts: int = Field(default=3, ge=1, description="Thoughts per query (k).")
+    prompt: str = Field(default="passage", description="Thought prompt: 'passage' or 'paper'.")
+    max_new_tokens: int = Field(default=64, ge=1, description="Tokens per thought.")
+    temperature: float = Field(default=0.7, ge=0.0, description="Sampling temperature.")
+    seed: Optional[int] = Field(default=0, description="Sampling seed.")
+    cache: Optional[str] = Field(default="default", description="Thought cache: 'default', a file path, or None/'none'.")
+    device: Optional[str] = Field(default=None, description="cpu, cuda, ... (default: cuda when available).")
+    strict: bool = Field(default=False, description="Raise when the thinker fails instead of falling back.")
+    thinking: bool = Field(default=True, description="False embeds queries without thoughts (the baseline).")
+
+    _embedder: Optional[ThinkingEmbedder] = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    def __init__(self, embedder: Optional[ThinkingEmbedder] = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._embedder = embedder
+
+    @field_validator("aggregation")
+    @classmethod
+    def _check_aggregation(cls, value: str) -> str:
+        return Aggregation.parse(value).value
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "O1Embedding"
+
+    def to_config(self) -> EmbedderConfig:
+        """The :class:`o1_retriever.EmbedderConfig` these fields describe."""
+        return EmbedderConfig(
+            thinker=self.thinker,
+            encoder=self.encoder,
+            model=self.model,
+            thinker_model=self.thinker_model,
+            prompt=self.prompt,
+            aggregation=self.aggregation,
+            thoughts=self.thoughts,
+            sampling=SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=self.seed),
+            cache=self.cache,
+            device=self.device,
+            strict=self.strict,
+        )
+
+    @property
+    def thinking_embedder(self) -> ThinkingEmbedder:
+        """The core embedder (built from the fields on first use)."""
+        if self._embedder is None:
+            with self._lock:
+                if self._embedder is None:
+                    self._embedder = ThinkingEmbedder.from_config(self.to_config())
+        return self._embedder
+
+    def _think(self) -> bool:
+        return self.thinking and self.thinking_embedder.thinker is not None
+
+    def get_query_embedding_with_thoughts(self, query: str) -> tuple[Embedding, list[str]]:
+        """The query vector and the thoughts that built it."""
+        result = self.thinking_embedder.embed_query(query, thinking=self._think(), return_thoughts=True)
+        return result.vector.tolist(), list(result.thoughts)
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self.thinking_embedder.embed_query(query, thinking=self._think()).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._get_text_embeddings([text])[0]
+
+    def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+        if not texts:
+            return []
+        return self.thinking_embedder.embed_documents(texts).tolist()
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return (await self._aget_text_embeddings([text]))[0]
+
+    async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)

@@ -1,0 +1,152 @@
+"""``O1Retriever``: a LlamaIndex retriever that thinks before searching a Chroma collection."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
+from o1_retriever import ThinkingEmbedder
+from o1_retriever.errors import CollectionError, InvalidQueryError
+from o1_retriever.index import ChromaIndex
+
+from llama_index.embeddings.o1 import O1Embedding
+
+#: metadata keys this retriever adds to each node (kept out of LLM prompts and embeddings)
+O1_METADATA_KEYS = ["thoughts", "thinking", "fallback"]
+
+
+def as_thinking_embedder(embed_model: Union[O1Embedding, ThinkingEmbedder, None]) -> ThinkingEmbedder:
+    """The core embedder behind ``embed_model`` (``None``: the offline defaults)."""
+    if embed_model is None:
+        return O1Embedding().thinking_embedder
+    if isinstance(embed_model, O1Embedding):
+        return embed_model.thinking_embedder
+    if isinstance(embed_model, ThinkingEmbedder):
+        return embed_model
+    raise CollectionError(f"expected O1Embedding or a ThinkingEmbedder, got {type(embed_model).__name__}")
+
+
+class O1Retriever(BaseRetriever):
+    """Retrieve ``NodeWithScore`` from a Chroma collection after thinking about the query.
+
+    ``score`` is the cosine similarity; each node's metadata gains ``thoughts`` (what the
+    model wrote about the query) and ``thinking`` (False for the baseline or when the thinker
+    failed, then also ``fallback=True``); these keys are excluded from LLM prompts and
+    embeddings. Nodes written by LlamaIndex (``ChromaVectorStore``) come back as the nodes
+    that were stored, relationships included.
+
+    Args:
+        index: an o1-retriever :class:`~o1_retriever.index.ChromaIndex`; or use
+            :meth:`from_vector_store` / :meth:`from_collection`.
+        similarity_top_k: nodes to return.
+        thinking: False for plain dense retrieval (the baseline).
+        thoughts: thoughts per query (default: the embedder's).
+        where: a Chroma metadata filter.
+
+    Example::
+
+        import chromadb
+        from llama_index.core import StorageContext, VectorStoreIndex
+        from llama_index.embeddings.o1 import O1Embedding
+        from llama_index.retrievers.o1 import O1Retriever
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        embed_model = O1Embedding(thoughts=2)
+        collection = chromadb.EphemeralClient().get_or_create_collection("notes")
+        store = ChromaVectorStore(chroma_collection=collection)
+        VectorStoreIndex.from_documents(docs, storage_context=StorageContext.from_defaults(vector_store=store),
+                                        embed_model=embed_model)
+        retriever = O1Retriever.from_vector_store(store, embed_model=embed_model, similarity_top_k=3)
+        for hit in retriever.retrieve("Why is the sky blue?"):
+            print(hit.score, hit.node.metadata["thoughts"])
+    """
+
+    def __init__(
+        self,
+        index: ChromaIndex,
+        *,
+        similarity_top_k: int = 4,
+        thinking: bool = True,
+        thoughts: Optional[int] = None,
+        where: Optional[Dict[str, Any]] = None,
+        callback_manager: Optional[CallbackManager] = None,
+        verbose: bool = False,
+    ) -> None:
+        if not isinstance(index, ChromaIndex):
+            raise CollectionError(f"O1Retriever needs a ChromaIndex, got {type(index).__name__}; see from_vector_store()")
+        if not isinstance(similarity_top_k, int) or isinstance(similarity_top_k, bool) or similarity_top_k < 1:
+            raise InvalidQueryError(f"similarity_top_k must be a positive integer, got {similarity_top_k!r}")
+        self.index = index
+        self.similarity_top_k = similarity_top_k
+        self.thinking = thinking
+        self.thoughts = thoughts
+        self.where = where
+        super().__init__(callback_manager=callback_manager, verbose=verbose)
+
+    @classmethod
+    def from_vector_store(
+        cls, vector_store: Any, *, embed_model: Union[O1Embedding, ThinkingEmbedder, None] = None, **kwargs: Any
+    ) -> "O1Retriever":
+        """Over the collection of a ``ChromaVectorStore`` (its documents must have been embedded
+        by the same encoder, e.g. by a ``VectorStoreIndex`` with this ``embed_model``)."""
+        collection = getattr(vector_store, "_collection", None)
+        if collection is None:
+            raise CollectionError(f"expected a ChromaVectorStore, got {type(vector_store).__name__}")
+        return cls(ChromaIndex.from_collection(collection, as_thinking_embedder(embed_model)), **kwargs)
+
+    @classmethod
+    def from_collection(
+        cls,
+        collection_name: str,
+        *,
+        embed_model: Union[O1Embedding, ThinkingEmbedder, None] = None,
+        path: Union[str, Path, None] = None,
+        host: Optional[str] = None,
+        port: int = 8000,
+        auth_token: Optional[str] = None,
+        client: Any = None,
+        **kwargs: Any,
+    ) -> "O1Retriever":
+        """Over a named collection (e.g. one filled by ``o1-retriever index``): embedded Chroma
+        at ``path`` (default ``$O1_RETRIEVER_HOME/chroma``), a server, or a given client."""
+        index = ChromaIndex(
+            collection_name, as_thinking_embedder(embed_model), path=path, host=host, port=port, auth_token=auth_token, client=client
+        )
+        return cls(index, **kwargs)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
+        result = self.index.search(
+            query_bundle.query_str, k=self.similarity_top_k, thinking=self.thinking, thoughts=self.thoughts, where=self.where
+        )
+        extra: Dict[str, Any] = {"thoughts": list(result.thoughts), "thinking": result.thinking}
+        if result.fallback:
+            extra["fallback"] = True
+        nodes = []
+        for hit in result.hits:
+            node = _to_node(hit.id, hit.text, hit.metadata)
+            node.metadata.update(extra)
+            for keys in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
+                keys.extend(k for k in O1_METADATA_KEYS if k not in keys)
+            nodes.append(NodeWithScore(node=node, score=hit.score))
+        return nodes
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
+        # The models run on this process's CPU/GPU: keep the event loop free meanwhile.
+        return await asyncio.to_thread(self._retrieve, query_bundle)
+
+
+def _to_node(node_id: str, text: str, metadata: Dict[str, Any]) -> Any:
+    """The node LlamaIndex stored (``ChromaVectorStore`` keeps it as ``_node_content``), or a
+    ``TextNode`` for documents written by o1-retriever or LangChain."""
+    if "_node_content" in metadata:
+        try:
+            return metadata_dict_to_node(metadata, text=text)
+        except Exception:  # malformed or foreign node payload: fall back to the plain text
+            pass
+    return TextNode(id_=node_id, text=text, metadata={k: v for k, v in metadata.items() if not k.startswith("_node")})
