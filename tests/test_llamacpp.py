@@ -1,0 +1,84 @@
+"""The llama.cpp thinker on the real SmolLM2 GGUF (optional extra: skipped without llama-cpp-python)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+from o1_retriever import EmbedderConfig, ModelLoadError, SamplingConfig, ThinkingEmbedder  # noqa: E402
+from o1_retriever.prompts import ThoughtPrompt  # noqa: E402
+from o1_retriever.thinkers.llamacpp import LlamaCppThinker, load_llama  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SHORT = SamplingConfig(max_new_tokens=8)
+QUERIES = ["Which metal is liquid at room temperature?", "Why is the sky blue?"]
+
+
+@pytest.fixture(scope="module")
+def llama(model_home):
+    return LlamaCppThinker("smollm2", n_threads=1)
+
+
+def test_k_thoughts_per_query_seeded_and_independent_of_batch(llama):
+    both = llama.think(QUERIES, 2, SHORT)
+    assert [len(t) for t in both] == [2, 2]
+    assert all(isinstance(t, str) and t.strip() for group in both for t in group)
+    assert not any("<|im_end|>" in t or "<|im_start|>" in t for group in both for t in group)
+    # same seed, same thoughts; a query's thoughts do not depend on its neighbours
+    assert llama.think(QUERIES[1:], 2, SHORT) == both[1:]
+    # the k samples are different draws, and another seed gives other thoughts
+    assert both[0][0] != both[0][1]
+    assert llama.think(QUERIES[:1], 2, SamplingConfig(max_new_tokens=8, seed=7)) != both[:1]
+
+
+def test_shared_prefill_gives_the_same_thoughts_as_re_evaluating_the_prompt(llama):
+    shared = llama.think(QUERIES[:1], 3, SHORT)
+    llama.share_prefill = False
+    try:
+        fresh = llama.think(QUERIES[:1], 3, SHORT)
+    finally:
+        llama.share_prefill = True
+    assert shared == fresh
+
+
+def test_greedy_and_raw_prompt(llama):
+    greedy = SamplingConfig(max_new_tokens=8, temperature=0.0)
+    a = llama.think(QUERIES[:1], 2, greedy)
+    assert a[0][0] == a[0][1]  # no sampling: k identical thoughts
+    raw = LlamaCppThinker("smollm2", prompt=ThoughtPrompt("raw", "Q: {query}\nA:", chat=False), n_threads=1)
+    assert raw.llm is llama.llm  # one model load per process
+    assert raw.identity == llama.identity and raw.prompt.key != llama.prompt.key
+    out = raw.think(QUERIES[:1], 1, greedy)
+    assert len(out) == 1 and out[0][0]
+
+
+def test_long_query_is_cut_to_fit(llama, caplog):
+    llama.max_query_tokens = 16
+    try:
+        out = llama.think(["bees " * 400], 1, SamplingConfig(max_new_tokens=4))
+    finally:
+        llama.max_query_tokens = 256
+    assert len(out[0]) == 1
+    assert "cut to 16" in caplog.text
+
+
+def test_factory_builds_it_and_the_embedder_caches_its_thoughts(model_home, tmp_path):
+    embedder = ThinkingEmbedder.from_config(
+        EmbedderConfig(thinker="llamacpp:smollm2", thoughts=2, sampling=SHORT, cache=str(tmp_path / "t.sqlite"))
+    )
+    assert isinstance(embedder.thinker, LlamaCppThinker) and embedder.thinker.identity == "llamacpp:smollm2-gguf"
+    first = embedder.embed_query(QUERIES[0], return_thoughts=True)
+    assert len(first.thoughts) == 2 and first.thinking and not first.fallback
+    assert embedder.cache.get_many([embedder._key(QUERIES[0], 2)])  # stored under the llama.cpp identity
+    assert embedder.embed_query(QUERIES[0], return_thoughts=True).thoughts == first.thoughts
+
+
+def test_bad_model_paths_are_clear_errors(tmp_path):
+    with pytest.raises(ModelLoadError, match="not found"):
+        LlamaCppThinker(str(tmp_path / "missing.gguf"))
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"not a gguf file at all")
+    with pytest.raises(ModelLoadError, match="GGUF"):
+        load_llama(bogus)
