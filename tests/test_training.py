@@ -234,3 +234,20 @@ def test_cli_synthesize_resume_train_load_think_embed(tmp_path, tiny_dirs, model
 
     res = runner.invoke(app, ["train", str(tmp_path / "missing.jsonl"), "--out", str(model_dir)])
     assert res.exit_code == 2 and "no such file" in res.output
+
+
+def test_adapter_checkpoint_merges_into_a_loadable_unified_model(tmp_path, tiny_dirs, model_home):
+    from o1_retriever.encoders.last_token import LastTokenEncoder
+    from o1_retriever.training.trainer import TrainConfig, merge_adapter, train
+    from o1_retriever.unified import EMB_TOKEN
+
+    config = TrainConfig(base=str(tiny_dirs[0]), max_steps=2, batch_size=3, group_size=2, lora_r=4, lora_alpha=8, learning_rate=1e-2, save="adapter", gradient_checkpointing=False)
+    result = train(_rows(), tmp_path / "adapter", config, show_progress=False)
+    assert (tmp_path / "adapter" / "adapter_config.json").exists() and (tmp_path / "adapter" / "tokenizer.json").exists()
+    merged = merge_adapter(tmp_path / "adapter", tmp_path / "merged")
+    in_memory = LastTokenEncoder((result.model.merge_and_unload(), result.tokenizer), pool_token=EMB_TOKEN, o1_format=True)
+    loaded = ThinkingEmbedder.from_config(EmbedderConfig(model=str(merged), cache="none"))
+    docs = ["Tides follow the moon.", "Coffee is a drink."]
+    np.testing.assert_allclose(loaded.embed_documents(docs), in_memory.encode_documents(docs), atol=1e-5)
+    with pytest.raises(O1RetrieverError, match="adapter"):
+        merge_adapter(tmp_path / "merged", tmp_path / "again")

@@ -271,3 +271,28 @@ def save(model: Any, tokenizer: Any, out: Path, config: TrainConfig, history: li
     meta = {"o1_retriever": {"mode": config.mode, "config": asdict(config), "steps": len(history), "losses": history}}
     (out / "o1_training.json").write_text(json.dumps(meta, indent=1))
     return model
+
+
+def merge_adapter(adapter_dir: str | Path, out: str | Path, base: str | None = None) -> Path:
+    """Turn a ``--save adapter`` folder into a merged model folder that
+    ``EmbedderConfig(model=OUT)`` / ``EmbedderConfig(thinker=OUT)`` load. ``base`` defaults to
+    the base model recorded at training time."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    adapter_dir, out = Path(adapter_dir), Path(out)
+    meta_path = adapter_dir / "o1_training.json"
+    if not (adapter_dir / "adapter_config.json").exists() or not meta_path.exists():
+        raise TrainingError(f"{adapter_dir}: not an adapter folder written by o1-retriever train --save adapter")
+    meta = json.loads(meta_path.read_text())["o1_retriever"]
+    model, _ = load_base(base or meta["config"]["base"], meta["mode"])
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    if model.get_input_embeddings().weight.shape[0] != len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer))
+    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    merged.config.use_cache = True
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "o1_training.json").write_text(meta_path.read_text())
+    return out
