@@ -1,0 +1,70 @@
+"""Helpers shared by the benchmarks (timing, data, tables). Not part of the package."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("O1_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def dataset(name: str = "scifact") -> Path:
+    path = SHARED_DATA / name
+    if not (path / "corpus.jsonl").exists():
+        raise SystemExit(f"benchmark data not found: {path} (set O1_SHARED_DATA to a folder of BEIR sets)")
+    return path
+
+
+def queries(name: str = "scifact", n: int = 8) -> list[str]:
+    with open(dataset(name) / "queries.jsonl", encoding="utf-8") as f:
+        rows = [json.loads(line)["text"] for line in f if line.strip()]
+    return rows[:n]
+
+
+def corpus(name: str = "scifact", n: int | None = None) -> list[dict]:
+    out = []
+    with open(dataset(name) / "corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                out.append(json.loads(line))
+                if n is not None and len(out) >= n:
+                    break
+    return out
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def machine() -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, load average {load:.1f} at start"
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    """A markdown table (pasteable into the README)."""
+    cells = [[str(c) for c in row] for row in rows]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def save(path: str | None, payload: dict) -> None:
+    if path:
+        Path(path).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        print(f"wrote {path}")
