@@ -9,7 +9,7 @@ import pytest
 from chromadb.config import Settings as ChromaSettings
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.retrievers import TransformRetriever
-from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from llama_index.embeddings.o1 import O1Embedding
 from llama_index.retrievers.o1 import O1QueryTransform, O1Retriever
 from llama_index.vector_stores.chroma import ChromaVectorStore
@@ -118,8 +118,8 @@ def test_query_transform_in_transform_retriever(llama_store, fast_embedder, enco
     want = store._collection.query(query_embeddings=[vector], n_results=3)["ids"][0]
     assert [h.node.node_id for h in hits] == want
     assert hits[0].node.metadata["source"] == "mercury.md"
-    # without the transform the query is embedded alone
-    assert index.as_retriever().retrieve(QueryBundle(QUESTION)) and O1QueryTransform(fast_embedder, aggregation="hyde").run(QUESTION).embedding_strs == fast_embedder.think([QUESTION], 1)[0]
+    # hyde aggregation: the thoughts alone are the embedding strings
+    assert O1QueryTransform(fast_embedder, aggregation="hyde").run(QueryBundle(QUESTION)).embedding_strs == fast_embedder.think([QUESTION], 1)[0]
 
 
 def test_readme_retriever_query_engine_with_smollm2():
@@ -131,5 +131,6 @@ def test_readme_retriever_query_engine_with_smollm2():
     sources = response.source_nodes
     assert len(sources) == 2 and sources[0].node.metadata["file_name"] == "waggle_dance.md"
     assert len(sources[0].node.metadata["thoughts"]) == 2
-    # the LLM saw the retrieved text (the engine's prompt is built from the source nodes)
-    assert ns["engine"].retriever is ns["retriever"]
+    # the thoughts ride along in the metadata but stay out of what the LLM reads
+    assert "thoughts" not in sources[0].node.get_content(metadata_mode=MetadataMode.LLM)
+    assert "waggle" in sources[0].node.get_content(metadata_mode=MetadataMode.LLM).lower()
