@@ -50,11 +50,16 @@ def test_query_longer_than_the_encoder_window_is_cut_with_a_warning(encoder, cap
 
 @pytest.mark.slow
 def test_long_query_with_thinking_is_cut_for_the_thinker_too(thinker, encoder, caplog, tmp_path):
-    embedder = ThinkingEmbedder(thinker, encoder, thoughts=1, sampling=SamplingConfig(max_new_tokens=4), cache=None)
+    from o1_retriever.thinkers.transformers import TransformersThinker
+
+    # the real SmolLM2 with a 24-token query window (default 256) keeps the prompt short
+    short_window = TransformersThinker((thinker.model, thinker.tokenizer), name="smollm2", max_query_tokens=24)
+    embedder = ThinkingEmbedder(short_window, encoder, thoughts=1, sampling=SamplingConfig(max_new_tokens=4), cache=None)
     with caplog.at_level(logging.WARNING):
         result = embedder.embed_query("tides and the moon " * 300, return_thoughts=True)
-    assert result.thinking and len(result.thoughts) == 1
-    assert "cut to 256 for the thinker" in caplog.text
+    assert result.thinking and len(result.thoughts) == 1 and result.vector.shape == (encoder.dimension,)
+    assert "cut to 24 for the thinker" in caplog.text
+    assert "longer than the encoder's 256 tokens were cut" in caplog.text
 
 
 @pytest.mark.slow
@@ -224,15 +229,15 @@ def test_a_generation_error_in_the_transformers_backend_falls_back(thinker, enco
 # -- concurrency -------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_threads_and_asyncio_tasks_get_the_sequential_results(thinker, encoder, tmp_path, sample_corpus):
-    sampling = SamplingConfig(max_new_tokens=8)
-    sequential = ThinkingEmbedder(thinker, encoder, thoughts=2, sampling=sampling, cache=tmp_path / "seq.sqlite")
+    sampling = SamplingConfig(max_new_tokens=4)  # short thoughts: the point is concurrency
+    sequential = ThinkingEmbedder(thinker, encoder, thoughts=1, sampling=sampling, cache=tmp_path / "seq.sqlite")
     index = ChromaIndex("docs", sequential, path=tmp_path / "db")
     index.add(read_source(sample_corpus), show_progress=False)
     expected = {q: index.search(q, k=3) for q in QUERIES}
     expected_plain = {q: sequential.embed_query(q, thinking=False) for q in QUERIES}
 
     # one shared embedder with an empty cache: the threads really generate, concurrently
-    shared = ThinkingEmbedder(thinker, encoder, thoughts=2, sampling=sampling, cache=tmp_path / "shared.sqlite")
+    shared = ThinkingEmbedder(thinker, encoder, thoughts=1, sampling=sampling, cache=tmp_path / "shared.sqlite")
     shared_index = ChromaIndex("docs", shared, path=tmp_path / "db")
     jobs = QUERIES * 2  # 8 calls, each query twice at once
 
