@@ -74,7 +74,7 @@ def main() -> None:
         jsonl = tmp / "corpus.jsonl"
         jsonl.write_text("".join(json.dumps({"_id": d.id, "title": "", "text": d.text}) + "\n" for d in docs), encoding="utf-8")
         env = {**os.environ, "O1_RETRIEVER_HOME": os.environ.get("O1_RETRIEVER_HOME", str(tmp))}
-        cmd = [sys.executable, "-m", "o1_retriever.cli", "index", str(jsonl), "--collection", "cli-bench", "--db", str(tmp / "cli-chroma"), "--cache", "none"]
+        cmd = [str(Path(sys.executable).parent / "o1-retriever"), "index", str(jsonl), "--collection", "cli-bench", "--db", str(tmp / "cli-chroma"), "--cache", "none"]
         seconds, proc = timed(subprocess.run, cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             sys.exit(f"o1-retriever index failed: {proc.stderr[-2000:]}")
