@@ -82,3 +82,15 @@ def test_bad_model_paths_are_clear_errors(tmp_path):
     bogus.write_bytes(b"not a gguf file at all")
     with pytest.raises(ModelLoadError, match="GGUF"):
         load_llama(bogus)
+
+
+def test_concurrent_callers_share_one_model_safely(llama):
+    from concurrent.futures import ThreadPoolExecutor
+
+    tiny = SamplingConfig(max_new_tokens=4)
+    expected = [llama.think([q], 1, tiny) for q in QUERIES]
+    other = LlamaCppThinker("smollm2", n_threads=1)  # a second thinker on the same loaded model
+    assert other.llm is llama.llm
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda i: (llama if i % 2 else other).think([QUERIES[i % 2]], 1, tiny), range(4)))
+    assert got == [expected[i % 2] for i in range(4)]
