@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from pathlib import Path
 
 import pytest
@@ -29,18 +28,10 @@ def _beir(root: Path, corpus: list[dict], queries: list[dict], qrels: list[tuple
 
 def hotpot_slice(dest: Path, questions: int, distractors: int = 30, seed: int = 0) -> Path:
     """A small BEIR folder from ../shared/data/hotpotqa: `questions` seeded questions, their gold
-    paragraphs and `distractors` other paragraphs (written to a temporary folder, never the repo)."""
-    src = shared_dataset("hotpotqa")
-    queries = [json.loads(l) for l in (src / "queries.jsonl").read_text().splitlines() if l.strip()]
-    chosen = random.Random(seed).sample(queries, questions)
-    ids = {q["_id"] for q in chosen}
-    lines = (src / "qrels" / "test.tsv").read_text().splitlines()[1:]
-    qrels = [(q, d, int(s)) for q, d, s in (l.split("\t") for l in lines) if q in ids]
-    gold = {d for _, d, _ in qrels}
-    corpus = [json.loads(l) for l in (src / "corpus.jsonl").read_text().splitlines() if l.strip()]
-    others = [d for d in corpus if d["_id"] not in gold]
-    docs = [d for d in corpus if d["_id"] in gold] + random.Random(seed).sample(others, distractors)
-    return _beir(dest, docs, chosen, qrels)
+    paragraphs and `distractors` other paragraphs (in a temporary folder, never the repo)."""
+    from o1_retriever.evaluation import write_slice
+
+    return write_slice(shared_dataset("hotpotqa"), dest, queries=questions, distractors=distractors, seed=seed)
 
 
 # -- loader ----------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ Needs the ``eval`` extra (``pip install 'o1-retriever[eval]'``). Heavy libraries
 inside the functions that use them.
 """
 
-from o1_retriever.evaluation.beir import BeirDataset, load_beir
+from o1_retriever.evaluation.beir import BeirDataset, load_beir, write_slice
 from o1_retriever.evaluation.metrics import MEASURES, evaluate_run
 
-__all__ = ["BeirDataset", "load_beir", "MEASURES", "evaluate_run"]
+__all__ = ["BeirDataset", "load_beir", "write_slice", "MEASURES", "evaluate_run"]

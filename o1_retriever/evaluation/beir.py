@@ -133,3 +133,31 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     if not qrels:
         raise SourceError(f"{path}: no relevance judgements")
     return qrels
+
+
+def write_slice(source: str | Path, dest: str | Path, *, queries: int, split: str = "test", distractors: int = 30, seed: int = 0) -> Path:
+    """Write a small BEIR folder to ``dest``: ``queries`` seeded judged queries of ``source``,
+    their relevant documents and ``distractors`` other documents (for quick runs, notebooks
+    and tests). Returns ``dest``."""
+    data = load_beir(source, split, queries=queries, seed=seed)
+    dest = Path(dest)
+    (dest / "qrels").mkdir(parents=True, exist_ok=True)
+    gold = {d for docs in data.qrels.values() for d in docs}
+    rows, others = [], []
+    with data.corpus_path.open("rb") as fh:
+        for raw in fh:
+            if not raw.strip():
+                continue
+            row = json.loads(raw)
+            (rows if str(row.get("_id")) in gold else others).append(raw.decode("utf-8").rstrip("\n"))
+    rows += random.Random(seed).sample(others, min(distractors, len(others)))
+    (dest / "corpus.jsonl").write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    (dest / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t, "metadata": data.metadata.get(q, {})}, ensure_ascii=False) + "\n" for q, t in data.queries.items()),
+        encoding="utf-8",
+    )
+    (dest / "qrels" / f"{split}.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, docs in data.qrels.items() for d, s in docs.items()),
+        encoding="utf-8",
+    )
+    return dest
