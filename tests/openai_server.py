@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class OpenAIStub:
-    def __init__(self, *, fail_first: int = 0, fail_always: bool = False, hang: float = 0.0) -> None:
+    def __init__(self, *, fail_first: int = 0, fail_always: bool = False, hang: float = 0.0, numbered: bool = False) -> None:
+        self.numbered = numbered  # answers name the request number, so every request answers differently
         self.fail_first = fail_first
         self.fail_always = fail_always
         self.hang = hang
@@ -33,8 +34,9 @@ class OpenAIStub:
                 if stub.fail_always or n <= stub.fail_first:
                     self._send(503, {"error": {"message": "overloaded"}})
                     return
+                about = f"request {n}" if stub.numbered else body["messages"][0]["content"][-20:]
                 choices = [
-                    {"index": i, "message": {"role": "assistant", "content": f"thought {i} about {body['messages'][0]['content'][-20:]}"}, "finish_reason": "stop"}
+                    {"index": i, "message": {"role": "assistant", "content": f"thought {i} about {about}"}, "finish_reason": "stop"}
                     for i in range(int(body.get("n", 1)))
                 ]
                 self._send(200, {"id": "x", "object": "chat.completion", "model": body.get("model"), "choices": choices})

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -263,3 +264,37 @@ def test_threads_and_asyncio_tasks_get_the_sequential_results(thinker, encoder, 
     for q, got, vec in zip(jobs, results, vectors):
         same(got, expected[q])
         assert np.allclose(vec, expected_plain[q], atol=1e-6)
+
+
+def _think_in_a_process(url: str, cache: str, queries: list[str], out: str) -> None:
+    from o1_retriever import ThinkingEmbedder, ThoughtCache
+    from o1_retriever.thinkers.openai import OpenAIThinker
+
+    # think() never touches the encoder: this test is about the cache between processes
+    embedder = ThinkingEmbedder(OpenAIThinker(url, "stub"), encoder=None, thoughts=2, cache=ThoughtCache(cache))
+    Path(out).write_text(json.dumps(embedder.think(queries)))
+
+
+def test_two_processes_thinking_through_one_cache_agree(tmp_path):
+    """Each request to the server answers differently, so two processes that generate the same
+    queries at once would disagree, unless the cache settles on the first writer's thoughts."""
+    import multiprocessing
+
+    queries = [f"question number {i}?" for i in range(24)]
+    ctx = multiprocessing.get_context("spawn")
+    with OpenAIStub(numbered=True) as server:
+        procs = [
+            ctx.Process(target=_think_in_a_process, args=(server.url, str(tmp_path / "c.sqlite"), order, str(tmp_path / f"out{n}.json")))
+            for n, order in enumerate([queries, queries[::-1]])
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    first, second = (json.loads((tmp_path / f"out{n}.json").read_text()) for n in range(2))
+    assert first == second[::-1]  # the same thoughts for every query in both processes
+    from o1_retriever import ThoughtCache
+
+    assert len(ThoughtCache(tmp_path / "c.sqlite")) == len(queries)
+    assert len({t for group in first for t in group}) == 2 * len(queries)  # real, distinct answers
