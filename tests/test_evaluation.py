@@ -151,7 +151,6 @@ def test_eval_command_end_to_end(tmp_path, model_home):
     assert systems["thinking[o1]"]["thoughts_per_query"] == 1 and systems["dense"]["thoughts_per_query"] == 0
     assert systems["hyde"]["generated_per_query"] == 1  # generated once in this run, shared by all thinking systems
     assert systems["thinking[o1]"]["fallbacks"] == 0
-    # thinking changes the query vectors: the hyde ranking differs from the dense one somewhere
     assert (out / "ndcg_latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| system | nDCG@10 |" in (out / "results.md").read_text()
 
@@ -166,17 +165,18 @@ def test_eval_command_end_to_end(tmp_path, model_home):
 
 @pytest.mark.slow
 def test_rag_eval_counts_nans_and_writes_jsonl(tmp_path, model_home):
-    """3 HotpotQA questions: SmolLM2 reads 2 passages; SmolLM2 also judges with replies cut at 16
-    tokens, so RAGAS cannot parse them: those scores must be NaN and counted, never dropped."""
+    """2 HotpotQA questions: SmolLM2 reads 2 passages; SmolLM2 also judges with replies cut at 8
+    tokens, so RAGAS cannot parse its faithfulness statements: those scores must be NaN and
+    counted, never dropped."""
     from o1_retriever.cli import app
 
-    data = hotpot_slice(tmp_path / "hotpot", questions=3, seed=1)
+    data = hotpot_slice(tmp_path / "hotpot", questions=2, distractors=20, seed=1)
     out = tmp_path / "rag"
-    result = runner.invoke(app, ["rag-eval", str(data), "--queries", "3", "--k", "2", "--thoughts", "1", "--max-new-tokens", "16",
-                                 "--answer-tokens", "12", "--judge", "smollm2", "--judge-tokens", "16", "--out", str(out)])
+    result = runner.invoke(app, ["rag-eval", str(data), "--queries", "2", "--k", "2", "--thoughts", "1", "--max-new-tokens", "16",
+                                 "--answer-tokens", "12", "--judge", "smollm2", "--judge-tokens", "8", "--out", str(out)])
     assert result.exit_code == 0, result.output
     rows = [json.loads(l) for l in (out / "answers.jsonl").read_text().splitlines()]
-    assert len(rows) == 6 and {r["variant"] for r in rows} == {"thinking", "no thinking"}
+    assert len(rows) == 4 and {r["variant"] for r in rows} == {"thinking", "no thinking"}
     gold = {json.loads(l)["_id"]: json.loads(l)["metadata"]["answer"] for l in (data / "queries.jsonl").read_text().splitlines()}
     for r in rows:
         assert r["gold_answer"] == gold[r["id"]] and len(r["contexts"]) == 2 and len(r["context_ids"]) == 2
@@ -192,11 +192,13 @@ def test_rag_eval_counts_nans_and_writes_jsonl(tmp_path, model_home):
         for metric, count in nans.items():
             assert count == sum(r["scores"][metric] is None for r in rows if r["variant"] == variant)
         assert nans["id_based_context_recall"] == 0
-    judged = sum(summary["nans"][v]["faithfulness"] for v in summary["nans"])
-    assert judged == 6  # 16-token judge replies are never valid RAGAS JSON
-    assert "NaN scores" in result.stdout and "faithfulness" in result.stdout
+        assert summary["means"][variant]["id_based_context_recall"] == pytest.approx(
+            sum(r["scores"]["id_based_context_recall"] for r in rows if r["variant"] == variant) / 2)
+    assert sum(summary["nans"][v]["faithfulness"] for v in summary["nans"]) == 4  # 8-token replies are never valid RAGAS JSON
+    assert summary["means"]["thinking"]["faithfulness"] is None  # all NaN: no mean, not 0
+    assert "NaN scores" in result.stdout and "2 NaN" in result.stdout
     assert "Thinking changed the answer" in result.stdout
-    assert (out / "ragas.png").exists() and (out / "changed.json").exists()
+    assert (out / "ragas.png").read_bytes()[:4] == b"\x89PNG" and (out / "changed.json").exists()
 
 
 @pytest.mark.slow
@@ -211,7 +213,8 @@ def test_scifact_dense_reproduces_published_ndcg(model_home):
     results = evaluate_retrieval(data, parse_systems("dense,bm25"), EmbedderConfig(thinker="none", cache="none"), show_progress=False)
     dense, bm25 = results.systems
     assert round(dense.metrics["nDCG@10"], 3) == 0.645
-    assert 0.5 < bm25.metrics["nDCG@10"] < dense.metrics["nDCG@10"]
+    # bm25s (Lucene BM25, English stop words) lands next to BEIR's published BM25 figure, 0.665
+    assert bm25.metrics["nDCG@10"] == pytest.approx(0.665, abs=0.01)
     # the document embeddings are stored once per (dataset, encoder) and reused
     from o1_retriever import ThinkingEmbedder
 
