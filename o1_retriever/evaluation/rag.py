@@ -256,7 +256,9 @@ def evaluate_rag(
     show_progress: bool = True,
 ) -> RagResults:
     """Retrieve top-``k`` with and without thinking, answer with ``reader``, score with RAGAS."""
-    from o1_retriever.evaluation.retrieval import DocumentStore, think_all
+    import tempfile
+
+    from o1_retriever.evaluation.retrieval import DocumentStore, counting, think_all
 
     config = config or EmbedderConfig()
     qids = list(dataset.queries)
@@ -272,19 +274,12 @@ def evaluate_rag(
     store = DocumentStore(dataset, embedder, db=db, show_progress=show_progress)
     reader = reader or Reader(device=config.device)
     questions = [dataset.queries[q] for q in qids]
-    think_s = think_all(embedder, questions, show_progress=show_progress)
     records: list[RagRecord] = []
     timings: dict[str, float] = {}
-    for variant, thinking in (("thinking", True), ("no thinking", False)):
-        start = time.perf_counter()
-        embedded = embedder.embed_queries(questions, thinking=thinking, return_thoughts=True)
-        hits = store.search(np.stack([e.vector for e in embedded]), k=k)
-        contexts = [[store.texts[d] for d in h] for h in hits]
-        answers = reader.answer(questions, contexts, show_progress=show_progress, desc=f"answering ({variant})")
-        timings[variant] = time.perf_counter() - start
-        for q, e, h, ctx, a in zip(qids, embedded, hits, contexts, answers):
-            gold_ids = sorted(d for d, r in dataset.qrels[q].items() if r > 0)
-            records.append(RagRecord(q, variant, dataset.queries[q], ctx, list(h), a, golds[q], gold_ids, e.thoughts))
+    with tempfile.TemporaryDirectory(prefix="o1-rag-") as tmp, counting(embedder, Path(tmp)):
+        # without a cache of its own, the embedder gets a temporary one: thoughts are generated once
+        think_s = think_all(embedder, questions, show_progress=show_progress)
+        _retrieve_and_answer(dataset, qids, questions, embedder, store, reader, k, show_progress, records, timings)
     score_records(records, store.texts, judge=judge, show_progress=show_progress)
     variants = list(dict.fromkeys(r.variant for r in records))
     metrics = list(dict.fromkeys(m for r in records for m in r.scores))
@@ -323,6 +318,21 @@ def evaluate_rag(
         "seconds": timings,
     }
     return RagResults(dataset.name, len(qids), settings, records, means, nans, changed)
+
+
+def _retrieve_and_answer(dataset: BeirDataset, qids: list[str], questions: list[str], embedder: ThinkingEmbedder, store: Any, reader: Reader,
+                         k: int, show_progress: bool, records: list[RagRecord], timings: dict[str, float]) -> None:
+    golds = {q: gold_answer(dataset.metadata.get(q, {})) for q in qids}
+    for variant, thinking in (("thinking", True), ("no thinking", False)):
+        start = time.perf_counter()
+        embedded = embedder.embed_queries(questions, thinking=thinking, return_thoughts=True)
+        hits = store.search(np.stack([e.vector for e in embedded]), k=k)
+        contexts = [[store.texts[d] for d in h] for h in hits]
+        answers = reader.answer(questions, contexts, show_progress=show_progress, desc=f"answering ({variant})")
+        timings[variant] = time.perf_counter() - start
+        for q, e, h, ctx, a in zip(qids, embedded, hits, contexts, answers):
+            gold_ids = sorted(d for d, r in dataset.qrels[q].items() if r > 0)
+            records.append(RagRecord(q, variant, dataset.queries[q], ctx, list(h), a, golds[q], gold_ids, e.thoughts))
 
 
 def score_records(records: list[RagRecord], corpus: dict[str, str], *, judge: Any = None, show_progress: bool = False) -> None:

@@ -20,9 +20,10 @@ import logging
 import re
 import tempfile
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -222,17 +223,24 @@ def think_all(embedder: ThinkingEmbedder, queries: list[str], *, batch: int = 16
     return time.perf_counter() - start
 
 
-def _prepare(embedder: ThinkingEmbedder, tmp: Path) -> CountingThinker | None:
+@contextmanager
+def counting(embedder: ThinkingEmbedder, tmp: Path) -> Iterator[CountingThinker | None]:
+    """For the length of a run: count generated thoughts, and give an embedder without a thought
+    cache a temporary one (so every thinking system of the run reuses the same thoughts). The
+    embedder is restored afterwards."""
     if embedder.thinker is None:
-        return None
-    if embedder.cache is None:
-        # thoughts are shared between the thinking systems of one run through a cache
-        from o1_retriever.cache import ThoughtCache
+        yield None
+        return
+    saved = embedder.thinker, embedder.cache
+    try:
+        if embedder.cache is None:
+            from o1_retriever.cache import ThoughtCache
 
-        embedder.cache = ThoughtCache(tmp / "thoughts.sqlite")
-    if not isinstance(embedder.thinker, CountingThinker):
+            embedder.cache = ThoughtCache(tmp / "thoughts.sqlite")
         embedder.thinker = CountingThinker(embedder.thinker)
-    return embedder.thinker
+        yield embedder.thinker
+    finally:
+        embedder.thinker, embedder.cache = saved
 
 
 def evaluate_retrieval(
@@ -257,7 +265,7 @@ def evaluate_retrieval(
     kinds = {s.kind for s in systems}
     results: list[SystemResult] = []
     needs_thinker = "thinking" in kinds
-    with tempfile.TemporaryDirectory(prefix="o1-eval-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="o1-eval-") as tmp, ExitStack() as stack:
         store = None
         if kinds & {"dense", "thinking", "bm25"}:
             if embedder is None and kinds & {"dense", "thinking"}:
@@ -265,7 +273,7 @@ def evaluate_retrieval(
         if kinds & {"dense", "thinking"}:
             assert embedder is not None
             store = DocumentStore(dataset, embedder, db=db, show_progress=show_progress)
-        counter = _prepare(embedder, Path(tmp)) if (embedder is not None and needs_thinker) else None
+        counter = stack.enter_context(counting(embedder, Path(tmp))) if (embedder is not None and needs_thinker) else None
         think_s, generated = 0.0, 0
         if needs_thinker:
             if counter is None:
@@ -283,7 +291,7 @@ def evaluate_retrieval(
                 raise EvaluationError("the unified systems need a unified model (--unified PATH)")
             u_embedder = ThinkingEmbedder.from_config(replace(config, model=unified, aggregation="o1"))
             u_store = DocumentStore(dataset, u_embedder, db=db, show_progress=show_progress)
-            u_counter = _prepare(u_embedder, Path(tmp) / "unified")
+            u_counter = stack.enter_context(counting(u_embedder, Path(tmp) / "unified"))
             u_think = think_all(u_embedder, texts, show_progress=show_progress, desc="thinking (unified)") if any(s.kind == "unified" for s in systems) else 0.0
             for system in systems:
                 if system.kind == "unified-dense":
