@@ -220,3 +220,23 @@ def test_scifact_dense_reproduces_published_ndcg(model_home):
 
     store = DocumentStore(data, ThinkingEmbedder.from_config(EmbedderConfig(thinker="none", cache="none")), show_progress=False)
     assert store.stats.written == 0 and store.stats.unchanged == 5183
+
+
+@pytest.mark.slow
+def test_eval_with_a_unified_model(tmp_path, model_home):
+    """--unified adds `unified` (thinks and embeds with one tiny LM built here) and `unified-dense`,
+    over its own document index (its encoder differs from MiniLM's)."""
+    from o1_retriever.cli import app
+    from tests.test_unified import _tiny_llama
+
+    model = _tiny_llama(tmp_path / "unified", model_home, with_tokens=True)
+    data = hotpot_slice(tmp_path / "hotpot", questions=2, distractors=10)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["eval", str(data), "--systems", "bm25", "--unified", str(model), "--thoughts", "1",
+                                 "--max-new-tokens", "8", "--cache", "none", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    systems = json.loads((out / "results.json").read_text())["systems"]
+    assert list(systems) == ["bm25", "unified-dense", "unified"]
+    assert systems["unified"]["thoughts_per_query"] == 1 and systems["unified"]["generated_per_query"] == 1
+    assert systems["unified-dense"]["thoughts_per_query"] == 0
+    assert "| unified |" in result.stdout
