@@ -24,8 +24,8 @@ from o1_retriever.index import ChromaIndex, read_source
 
 pytestmark = pytest.mark.slow
 
-N_DOCS = 1600
-BATCH = 200
+N_DOCS = 1200
+BATCH = 150
 WORDS = "tide moon ocean gravity metal liquid mercury bee dance flower sky blue light scatter volcano lava coffee bean chess opening".split()
 
 
