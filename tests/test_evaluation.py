@@ -240,3 +240,12 @@ def test_eval_with_a_unified_model(tmp_path, model_home):
     assert systems["unified"]["thoughts_per_query"] == 1 and systems["unified"]["generated_per_query"] == 1
     assert systems["unified-dense"]["thoughts_per_query"] == 0
     assert "| unified |" in result.stdout
+
+
+def test_rag_eval_needs_gold_answers(tmp_path, model_home):
+    from o1_retriever.cli import app
+
+    root = _beir(tmp_path / "d", [{"_id": "d1", "text": "x"}], [{"_id": "q1", "text": "a question", "metadata": {}}], [("q1", "d1", 1)])
+    result = runner.invoke(app, ["rag-eval", str(root)])
+    assert result.exit_code == 2
+    assert "no gold answer in metadata.answer (first: 'q1')" in result.output and "Traceback" not in result.output

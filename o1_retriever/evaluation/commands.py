@@ -72,10 +72,11 @@ def rag_eval_cmd(
 
     os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
     from o1_retriever.evaluation.beir import load_beir
-    from o1_retriever.evaluation.rag import Reader, evaluate_rag, make_judge
+    from o1_retriever.evaluation.rag import Reader, check_answers, evaluate_rag, make_judge
     from o1_retriever.evaluation.report import changed_list, rag_table, write_rag_report
 
     data = load_beir(dataset, split, queries=queries, seed=subset_seed)
+    check_answers(data)  # before loading any model
     err.print(f"[green]{data.name}[/] ({split}): {len(data.queries)} questions, top-{k} passages, reader {reader}" + (f", judge {judge}" if judge else ""))
     with err.status("loading models"):
         the_reader = Reader(reader, model_name=reader_model, max_new_tokens=answer_tokens, device=config.device)

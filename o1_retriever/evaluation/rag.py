@@ -244,6 +244,16 @@ def gold_answer(metadata: dict[str, Any]) -> str:
     return answer if isinstance(answer, str) else ""
 
 
+def check_answers(dataset: BeirDataset) -> None:
+    """Raise a clear error unless every question has a gold answer in ``metadata.answer``."""
+    missing = [q for q in dataset.queries if not gold_answer(dataset.metadata.get(q, {}))]
+    if missing:
+        raise O1RetrieverError(
+            f"{dataset.path / 'queries.jsonl'}: {len(missing)} questions have no gold answer in metadata.answer "
+            f"(first: {missing[0]!r}); rag-eval needs one per question"
+        )
+
+
 def evaluate_rag(
     dataset: BeirDataset,
     config: EmbedderConfig | None = None,
@@ -262,12 +272,8 @@ def evaluate_rag(
 
     config = config or EmbedderConfig()
     qids = list(dataset.queries)
+    check_answers(dataset)
     golds = {q: gold_answer(dataset.metadata.get(q, {})) for q in qids}
-    missing = [q for q in qids if not golds[q]]
-    if missing:
-        raise O1RetrieverError(
-            f"{dataset.path / 'queries.jsonl'}: {len(missing)} questions have no gold answer in metadata.answer (first: {missing[0]!r}); rag-eval needs one per question"
-        )
     embedder = embedder or ThinkingEmbedder.from_config(config)
     if embedder.thinker is None:
         raise O1RetrieverError("rag-eval compares answers with and without thinking: it needs a thinker")
