@@ -249,3 +249,35 @@ def test_rag_eval_needs_gold_answers(tmp_path, model_home):
     result = runner.invoke(app, ["rag-eval", str(root)])
     assert result.exit_code == 2
     assert "no gold answer in metadata.answer (first: 'q1')" in result.output and "Traceback" not in result.output
+
+
+def test_reader_speaks_openai_chat_completions(monkeypatch):
+    """Plumbing only: a real HTTP server on 127.0.0.1 with canned replies (tests/openai_server.py)
+    checks what the endpoint reader sends, that it cleans the reply, and that a failing server
+    is one clear ReaderError."""
+    from o1_retriever.evaluation.rag import Reader, ReaderError
+    from tests.openai_server import OpenAIStub
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with OpenAIStub() as server:
+        reader = Reader(server.url, model_name="reader-7b", max_new_tokens=20)
+        answers = reader.answer(["Who wrote Macbeth?", "Is water wet?"], [["Macbeth is a play by Shakespeare."], ["p1", "p2"]])
+        assert len(answers) == 2 and all(a.startswith("thought 0 about") for a in answers)
+        _, headers, body = server.requests[0]
+        assert body["model"] == "reader-7b" and body["max_tokens"] == 20 and body["temperature"] == 0
+        assert headers["Authorization"] == "Bearer sk-test"
+        user = body["messages"][-1]["content"]
+        assert "[1] Macbeth is a play by Shakespeare." in user and user.rstrip().endswith("Question: Who wrote Macbeth?\nAnswer:")
+    with OpenAIStub(fail_always=True) as server:
+        with pytest.raises(ReaderError, match="chat completion failed"):
+            Reader(server.url, model_name="m").answer(["q"], [["p"]])
+    with pytest.raises(ReaderError, match="needs a model name"):
+        Reader("http://127.0.0.1:9/v1")
+
+
+def test_clean_answer():
+    from o1_retriever.evaluation.rag import clean_answer
+
+    assert clean_answer("Answer: Paris.\nBecause it is the capital") == "Paris"
+    assert clean_answer('\n  "Rush"  ') == "Rush"
+    assert clean_answer("") == ""
