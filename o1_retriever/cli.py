@@ -20,7 +20,6 @@ from rich.table import Table
 
 from o1_retriever.embedder import EmbedderConfig
 from o1_retriever.errors import O1RetrieverError, check_query
-from o1_retriever.thinkers.base import SamplingConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Thinking before retrieval (O1 Embedder) on Chroma.")
 out = Console()
@@ -49,11 +48,6 @@ _MODEL_OPTIONS: list[inspect.Parameter] = [
 _MODEL_NAMES = [p.name for p in _MODEL_OPTIONS]
 
 
-def _config(opts: dict[str, Any]) -> EmbedderConfig:
-    sampling = SamplingConfig(max_new_tokens=opts.pop("max_new_tokens"), temperature=opts.pop("temperature"), seed=opts.pop("seed"))
-    return EmbedderConfig(sampling=sampling, **opts)
-
-
 def command(*, models: bool = True, **kwargs: Any) -> Callable:
     """Register a command; with ``models`` it gains the shared model options and receives an
     ``EmbedderConfig`` as ``config``. Errors of this package print one line and exit 2."""
@@ -65,7 +59,7 @@ def command(*, models: bool = True, **kwargs: Any) -> Callable:
         def wrapper(*args: Any, **kw: Any) -> Any:
             _setup_logging(kw.pop("verbose", False))
             if models:
-                kw["config"] = _config({name: kw.pop(name) for name in _MODEL_NAMES})
+                kw["config"] = EmbedderConfig.from_options(**{name: kw.pop(name) for name in _MODEL_NAMES})
             try:
                 return fn(*args, **kw)
             except O1RetrieverError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence, overload, Literal
@@ -18,6 +20,7 @@ from o1_retriever.thinkers.base import SamplingConfig, Thinker
 log = logging.getLogger(__name__)
 
 _AUTO_PROGRESS = 512  # document batches at least this long show a progress bar by default
+_VECTOR_LRU_SIZE = 4096  # query vectors kept in memory (a few MB at 384 dimensions)
 
 
 @dataclass
@@ -47,6 +50,14 @@ class EmbedderConfig:
     cache: str | None = "default"
     device: str | None = None
     strict: bool = False
+
+    @classmethod
+    def from_options(cls, **options: Any) -> "EmbedderConfig":
+        """Build from flat options, as command lines and framework adapters hold them:
+        ``max_new_tokens``, ``temperature``, ``top_p`` and ``seed`` go into ``sampling``."""
+        names = ("max_new_tokens", "temperature", "top_p", "seed")
+        sampling = {n: options.pop(n) for n in names if n in options}
+        return cls(sampling=SamplingConfig(**sampling), **options)
 
     def cache_path(self) -> Path | None:
         if self.cache in (None, "", "none"):
@@ -117,6 +128,8 @@ class ThinkingEmbedder:
         self.sampling = sampling or SamplingConfig()
         self.cache = ThoughtCache(cache) if isinstance(cache, (str, Path)) else cache
         self.strict = strict
+        self._vector_lru: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
+        self._vector_lock = threading.Lock()
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -227,18 +240,42 @@ class ThinkingEmbedder:
                 log.warning("thinking failed, falling back to plain query embeddings: %s", exc)
                 fallback = True
         groups = [
-            query_texts(self.encoder, q, t, agg) if t else [self.encoder.query_text(q, None)]
+            tuple(query_texts(self.encoder, q, t, agg) if t else [self.encoder.query_text(q, None)])
             for q, t in zip(queries, all_thoughts)
         ]
-        flat = self.encoder.encode_queries([text for group in groups for text in group])
-        results, start = [], 0
-        for q, t, group in zip(queries, all_thoughts, groups):
-            vector = mean_vector(flat[start : start + len(group)])
-            start += len(group)
-            results.append(QueryEmbedding(q, vector, t, thinking=thinking and not fallback, fallback=fallback))
+        vectors = self._vectors_of(groups)
+        results = [
+            QueryEmbedding(q, vectors[group], t, thinking=thinking and not fallback, fallback=fallback)
+            for q, t, group in zip(queries, all_thoughts, groups)
+        ]
         if return_thoughts:
             return results
         return np.stack([r.vector for r in results]) if results else np.zeros((0, self.dimension), np.float32)
+
+    def _vectors_of(self, groups: list[tuple[str, ...]]) -> dict[tuple[str, ...], np.ndarray]:
+        """Mean vector of each group of query strings, all missing ones in one encode call.
+
+        Vectors are kept in a small in-process LRU keyed by the exact strings: a repeated query
+        whose thoughts come from the cache then costs no encoding at all, instead of k+1
+        encodings against the single one of a plain query.
+        """
+        with self._vector_lock:
+            known = {g: self._vector_lru[g] for g in groups if g in self._vector_lru}
+            for g in known:
+                self._vector_lru.move_to_end(g)
+        todo = list(dict.fromkeys(g for g in groups if g not in known))
+        if todo:
+            flat = self.encoder.encode_queries([text for group in todo for text in group])
+            start = 0
+            for group in todo:
+                known[group] = mean_vector(flat[start : start + len(group)])
+                start += len(group)
+            with self._vector_lock:
+                for group in todo:
+                    self._vector_lru[group] = known[group]
+                while len(self._vector_lru) > _VECTOR_LRU_SIZE:
+                    self._vector_lru.popitem(last=False)
+        return {g: known[g].copy() for g in groups}
 
     # -- documents ---------------------------------------------------------------------------
     def embed_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:

@@ -166,6 +166,16 @@ def load_causal_lm(name_or_path: str, device: str | None = None, dtype: str = "f
         return _load_causal_lm_cached(path, device, dtype)
 
 
+def causal_lm(model: str | tuple[Any, Any], *, device: str | None = None, name: str | None = None) -> tuple[Any, Any, str]:
+    """``(model, tokenizer, name)`` from a spec (loaded once per process) or from an already
+    loaded pair, which is how the unified model shares one LM between its two roles."""
+    if isinstance(model, tuple):
+        lm, tokenizer = model
+        return lm, tokenizer, name or getattr(lm.config, "_name_or_path", "causal-lm")
+    lm, tokenizer = load_causal_lm(model, device=device)
+    return lm, tokenizer, name or model
+
+
 @lru_cache(maxsize=8)
 def _load_sentence_transformer_cached(path: str, device: str) -> Any:
     from sentence_transformers import SentenceTransformer

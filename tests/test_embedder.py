@@ -144,3 +144,18 @@ def test_a_failing_thinker_falls_back_visibly_or_raises_in_strict_mode(encoder):
     assert np.allclose(result.vector, encoder.encode_queries(["why?"])[0], atol=1e-6)
     with pytest.raises(ThinkerError, match="server down"):
         ThinkingEmbedder(BrokenThinker(), encoder, strict=True).embed_query("why?")
+
+
+def test_repeated_query_reuses_its_vector_without_encoding(embedder):
+    first = embedder.embed_query(QUERIES[0])
+    calls = []
+    original = embedder.encoder.encode_queries
+    embedder.encoder.encode_queries = lambda texts: calls.append(list(texts)) or original(texts)
+    try:
+        again = embedder.embed_query(QUERIES[0])
+        other = embedder.embed_query(QUERIES[0], aggregation="hyde")  # other strings: encoded
+    finally:
+        del embedder.encoder.encode_queries
+    assert np.array_equal(first, again)
+    assert len(calls) == 1 and calls[0] == embedder.think([QUERIES[0]])[0]
+    assert not np.allclose(first, other)

@@ -34,14 +34,9 @@ class LastTokenEncoder(Encoder):
         device: str | None = None,
         name: str | None = None,
     ) -> None:
-        from o1_retriever.models import load_causal_lm, model_lock
+        from o1_retriever.models import causal_lm, model_lock
 
-        if isinstance(model, tuple):
-            self.model, self.tokenizer = model
-            self._name = name or getattr(self.model.config, "_name_or_path", "causal-lm")
-        else:
-            self.model, self.tokenizer = load_causal_lm(model, device=device)
-            self._name = name or model
+        self.model, self.tokenizer, self._name = causal_lm(model, device=device, name=name)
         tok = self.tokenizer
         self.pool_token = pool_token or tok.eos_token
         self.pool_id = tok.convert_tokens_to_ids(self.pool_token)

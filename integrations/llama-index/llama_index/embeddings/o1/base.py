@@ -9,7 +9,7 @@ from typing import Any, List, Optional
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
 
-from o1_retriever import Aggregation, EmbedderConfig, SamplingConfig, ThinkingEmbedder
+from o1_retriever import Aggregation, EmbedderConfig, ThinkingEmbedder
 
 
 class O1Embedding(BaseEmbedding):
@@ -70,19 +70,9 @@ class O1Embedding(BaseEmbedding):
 
     def to_config(self) -> EmbedderConfig:
         """The :class:`o1_retriever.EmbedderConfig` these fields describe."""
-        return EmbedderConfig(
-            thinker=self.thinker,
-            encoder=self.encoder,
-            model=self.model,
-            thinker_model=self.thinker_model,
-            prompt=self.prompt,
-            aggregation=self.aggregation,
-            thoughts=self.thoughts,
-            sampling=SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=self.seed),
-            cache=self.cache,
-            device=self.device,
-            strict=self.strict,
-        )
+        fields = ("thinker", "encoder", "model", "thinker_model", "prompt", "aggregation", "thoughts",
+                  "max_new_tokens", "temperature", "seed", "cache", "device", "strict")
+        return EmbedderConfig.from_options(**{name: getattr(self, name) for name in fields})
 
     @property
     def thinking_embedder(self) -> ThinkingEmbedder:
