@@ -68,3 +68,12 @@ def test_beir_folder_reads_its_corpus(tmp_path):
 def test_missing_source_is_a_clear_error(tmp_path):
     with pytest.raises(SourceError, match="no such file"):
         read_source(tmp_path / "nope")
+
+
+def test_jsonl_line_blank_once_control_characters_go_is_skipped(tmp_path):
+    # found by hypothesis: "\x1b \x1b" is not blank until its control characters are removed
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"_id": "0", "title": "\\u001b", "text": "\\u001b"}\n{"_id": "1", "text": "kept"}\n')
+    report = SourceReport()
+    assert [d.id for d in read_source(path, report)] == ["1"]
+    assert any("empty text" in s for s in report.skipped)

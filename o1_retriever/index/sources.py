@@ -134,6 +134,7 @@ def read_jsonl(path: Path, report: SourceReport) -> Iterator[Document]:
             if not is_valid_unicode(text):  # a JSON escape of a lone surrogate ("\\ud800")
                 text = text.encode("utf-8", "replace").decode("utf-8")
                 report.repaired.append(f"{path.name}:{lineno} ({row['_id']}): lone surrogates replaced")
+            text = text.strip()  # what is left once control characters are gone may be blank
             if not text:
                 report.skipped.append(f"{path.name}:{lineno} ({row['_id']}): empty text")
                 continue
