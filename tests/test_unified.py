@@ -74,3 +74,18 @@ def test_missing_special_tokens_are_added_on_a_private_copy(tmp_path, model_home
     assert all(t in unified.encoder.tokenizer.get_vocab() for t in SPECIAL_TOKENS)
     assert len(shared_tok) == size and unified.encoder.model is not shared_model
     assert unified.encoder.encode_documents(["x"]).shape == (1, 32)
+
+
+def test_long_query_is_cut_with_a_warning_keeping_the_pooling_token(unified_dir, caplog):
+    embedder = ThinkingEmbedder.from_config(EmbedderConfig(model=str(unified_dir), cache="none"))
+    encoder = embedder.encoder
+    long_query = "gallium " * 400
+    with caplog.at_level(logging.WARNING):
+        vector = embedder.embed_query(long_query, thinking=False)
+    assert "cut to fit" in caplog.text and vector.shape == (32,)
+    ids = encoder.token_ids([encoder.query_text(long_query, None)], encoder.max_query_tokens)[0]
+    assert len(ids) == encoder.max_query_tokens and ids[-1] == encoder.pool_id
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        embedder.embed_documents([long_query])  # documents are cut quietly (sources chunk them)
+    assert "cut to fit" not in caplog.text

@@ -3,11 +3,14 @@ appended to the text (``<emb>`` for unified O1 models, the EOS token for plain c
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from o1_retriever.encoders.base import Encoder, normalize
+
+log = logging.getLogger(__name__)
 
 
 class LastTokenEncoder(Encoder):
@@ -68,23 +71,27 @@ class LastTokenEncoder(Encoder):
         return f"<query>{query}</query><thought>{thought or ''}{eos}"
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, self.max_query_tokens, show_progress=False)
+        return self._encode(texts, self.max_query_tokens, show_progress=False, warn_cut=True)
 
     def encode_documents(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         return self._encode(texts, self.max_document_tokens, show_progress)
 
-    def token_ids(self, texts: list[str], max_tokens: int) -> list[list[int]]:
-        """Token ids of each text cut to ``max_tokens - 1``, plus the pooling token."""
-        ids = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=max_tokens - 1)["input_ids"]
-        return [row + [self.pool_id] for row in ids]
+    def token_ids(self, texts: list[str], max_tokens: int, *, warn_cut: bool = False) -> list[list[int]]:
+        """Token ids of each text cut to ``max_tokens - 1``, plus the pooling token. With
+        ``warn_cut`` a text that had to be cut is logged (queries: documents are chunked)."""
+        ids = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=max_tokens)["input_ids"]
+        cut = [t for t, row in zip(texts, ids) if len(row) > max_tokens - 1]
+        if cut and warn_cut:
+            log.warning("%d query text(s) longer than %d tokens were cut to fit (first: %r)", len(cut), max_tokens - 1, cut[0][:60] + "...")
+        return [row[: max_tokens - 1] + [self.pool_id] for row in ids]
 
-    def _encode(self, texts: list[str], max_tokens: int, show_progress: bool) -> np.ndarray:
+    def _encode(self, texts: list[str], max_tokens: int, show_progress: bool, warn_cut: bool = False) -> np.ndarray:
         import torch
         from tqdm.auto import tqdm
 
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        ids = self.token_ids(texts, max_tokens)
+        ids = self.token_ids(texts, max_tokens, warn_cut=warn_cut)
         order = np.argsort([-len(r) for r in ids], kind="stable")  # similar lengths share a batch
         out = np.zeros((len(ids), self.dimension), dtype=np.float32)
         batches = range(0, len(order), self.batch_size)
