@@ -207,6 +207,21 @@ def test_cli_search_json_carries_the_fallback_flag_and_strict_exits_2(encoder, t
 
 
 @pytest.mark.slow
+def test_cli_thinker_timeout_bounds_a_hanging_server(encoder, tmp_path, model_home, sample_corpus):
+    ChromaIndex("docs", ThinkingEmbedder(None, encoder), path=tmp_path / "db").add(read_source(sample_corpus), show_progress=False)
+    with OpenAIStub(hang=30) as server:
+        done = cli("search", "Which metal is liquid at room temperature?", "--collection", "docs", "--db", str(tmp_path / "db"),
+                   "--thinker", server.url, "--thinker-model", "stub", "--thinker-timeout", "0.5", "--cache", "none",
+                   "--k", "2", "--json", home=model_home)
+        requests = len(server.requests)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["fallback"] is True and payload["results"][0]["id"] == "mercury.md#0"
+    assert requests == 4  # 1 try + 3 retries, each cut at 0.5 s instead of the 30 s the server hangs
+    assert "timed out" in " ".join(done.stderr.split())
+
+
+@pytest.mark.slow
 def test_a_generation_error_in_the_transformers_backend_falls_back(thinker, encoder, caplog):
     """A tiny GPT-2 with an 8-position window: generating from a longer prompt really fails
     inside transformers (IndexError in the position embedding)."""
