@@ -167,9 +167,9 @@ class ThinkingEmbedder:
         queries = [check_query(q) for q in queries]
         if self.thinker is None:
             raise ThinkerError("this embedder has no thinker")
-        keys = [self._key(q, k) for q in queries]
-        known = self.cache.get_many(sorted(set(keys))) if self.cache is not None else {}
-        todo = list(dict.fromkeys(q for q, key in zip(queries, keys) if key not in known))
+        key_of = {q: self._key(q, k) for q in queries}  # each distinct query hashed once
+        known = self.cache.get_many(sorted(set(key_of.values()))) if self.cache is not None else {}
+        todo = [q for q, key in key_of.items() if key not in known]
         if todo:
             try:
                 written = self.thinker.think(todo, k, self.sampling)
@@ -179,14 +179,14 @@ class ThinkingEmbedder:
                 raise ThinkerError(f"{self.thinker.identity} failed to think: {exc}") from exc
             if len(written) != len(todo) or any(len(t) != k for t in written):
                 raise ThinkerError(f"{self.thinker.identity} returned the wrong number of thoughts")
-            fresh = {self._key(q, k): t for q, t in zip(todo, written)}
+            fresh = {key_of[q]: t for q, t in zip(todo, written)}
             if self.cache is not None:
-                self.cache.put_many([(key, q, fresh[key]) for q in todo for key in [self._key(q, k)]])
+                self.cache.put_many([(key_of[q], q, fresh[key_of[q]]) for q in todo])
                 # Another writer may have stored this query first: serve what the cache holds,
                 # so every caller sees the same thoughts for the same key.
                 fresh.update(self.cache.get_many(list(fresh)))
             known.update(fresh)
-        return [list(known[key]) for key in keys]
+        return [list(known[key_of[q]]) for q in queries]
 
     def _key(self, query: str, k: int) -> str:
         assert self.thinker is not None
