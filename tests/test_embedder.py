@@ -22,7 +22,8 @@ class GenerateSpy:
 
     def __enter__(self):
         def spy(*args, **kwargs):
-            self.calls.append({"rows": kwargs["input_ids"].shape[0], "k": kwargs.get("num_return_sequences")})
+            cache = kwargs.get("cache")  # the prompts' shared prefill, when there is one
+            self.calls.append({"rows": kwargs["input_ids"].shape[0], "prefilled": cache is not None and cache.get_seq_length() > 0})
             return self.original(*args, **kwargs)
 
         self.model.generate = spy
@@ -36,9 +37,26 @@ def test_think_batches_all_queries_and_thoughts_in_one_generate_call(thinker, en
     embedder = ThinkingEmbedder(thinker, encoder, thoughts=3, sampling=SamplingConfig(max_new_tokens=12))
     with GenerateSpy(thinker.model) as spy:
         thoughts = embedder.think(QUERIES)
-    assert spy.calls == [{"rows": 3, "k": 3}]
+    # 3 queries x 3 samples in one call, continuing from each prompt's one shared prefill
+    assert spy.calls == [{"rows": 9, "prefilled": True}]
     assert [len(t) for t in thoughts] == [3, 3, 3]
     assert all(isinstance(t, str) and t for group in thoughts for t in group)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+def test_shared_prefill_gives_the_thoughts_of_re_evaluating_the_prompt(thinker, temperature):
+    sampling = SamplingConfig(max_new_tokens=12, temperature=temperature)
+    shared = thinker.think(QUERIES[:2], 2, sampling)
+    thinker.share_prefill = False
+    try:
+        with GenerateSpy(thinker.model) as spy:
+            fresh = thinker.think(QUERIES[:2], 2, sampling)
+    finally:
+        thinker.share_prefill = True
+    assert spy.calls == [{"rows": 4, "prefilled": False}]
+    assert shared == fresh
+    if temperature == 0:  # greedy: k identical thoughts (k > 1 used to be refused by generate)
+        assert all(group[0] == group[1] for group in shared)
 
 
 def test_thinking_is_deterministic_with_a_seed_and_varies_with_another(thinker, encoder):
@@ -110,7 +128,7 @@ def test_only_uncached_queries_are_generated(embedder):
     embedder.think(QUERIES[:1])
     with GenerateSpy(embedder.thinker.model) as spy:
         embedder.think(QUERIES[:2])
-    assert spy.calls == [{"rows": 1, "k": 2}]
+    assert spy.calls == [{"rows": 2, "prefilled": True}]
 
 
 def test_documents_are_embedded_without_thinking(embedder):

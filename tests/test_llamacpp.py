@@ -33,14 +33,38 @@ def test_k_thoughts_per_query_seeded_and_independent_of_batch(llama):
     assert llama.think(QUERIES[:1], 2, SamplingConfig(max_new_tokens=8, seed=7)) != both[:1]
 
 
-def test_shared_prefill_gives_the_same_thoughts_as_re_evaluating_the_prompt(llama):
-    shared = llama.think(QUERIES[:1], 3, SHORT)
+def test_shared_prefill_decodes_the_k_samples_together(llama):
+    """With sharing, the k samples continue from one evaluation of the prompt (their first
+    tokens are drawn from the same logits); without, each sample evaluates the prompt itself.
+    llama.cpp's kernels round differently for other batch shapes, so sampled thoughts may
+    differ between the two; greedy ones agree, and each mode is deterministic."""
+    greedy = SamplingConfig(max_new_tokens=8, temperature=0.0)
+    shared, shared_greedy = llama.think(QUERIES[:1], 3, SHORT), llama.think(QUERIES[:1], 3, greedy)
     llama.share_prefill = False
     try:
-        fresh = llama.think(QUERIES[:1], 3, SHORT)
+        fresh, fresh_greedy = llama.think(QUERIES[:1], 3, SHORT), llama.think(QUERIES[:1], 3, greedy)
+        assert llama.think(QUERIES[:1], 3, SHORT) == fresh
     finally:
         llama.share_prefill = True
-    assert shared == fresh
+    assert [len(g) for g in shared + fresh] == [3, 3]
+    assert all(t.strip() for g in shared + fresh for t in g)
+    assert shared_greedy == fresh_greedy
+    assert len(set(shared[0])) > 1  # k different draws, not one sample copied
+
+
+def test_more_samples_than_the_context_was_built_for(llama):
+    """The multi-sequence context grows when a larger k arrives."""
+    few = llama.think(QUERIES[:1], 2, SHORT)
+    many = llama.think(QUERIES[:1], 5, SHORT)
+    assert [len(few[0]), len(many[0])] == [2, 5]
+    assert llama.think(QUERIES[:1], 2, SHORT) == few
+
+
+def test_prompt_and_samples_must_fit_the_context(llama):
+    from o1_retriever import ThinkerError
+
+    with pytest.raises(ThinkerError, match="n_ctx"):
+        llama.think(QUERIES[:1], 64, SamplingConfig(max_new_tokens=64))
 
 
 def test_greedy_and_raw_prompt(llama):

@@ -101,6 +101,7 @@ class LlamaCppThinker(Thinker):
         self.share_prefill = share_prefill
         self._lock = model_lock(self.llm)
         self._chat_formatter: Any = None
+        self._batched: tuple[int, Any, Any] | None = None  # (sequences, context, batch)
 
     @property
     def identity(self) -> str:
@@ -143,31 +144,107 @@ class LlamaCppThinker(Thinker):
         # the template writes any BOS itself, so none is added here
         return self.llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True), list(formatted.stop or [])
 
+    def _context(self, n_seq: int) -> Any:
+        """A second llama.cpp context on the loaded weights, with room for ``n_seq`` parallel
+        sequences in one unified KV cache (the ``Llama`` object's own context holds one)."""
+        if self._batched is None or self._batched[0] < n_seq:
+            from llama_cpp import _internals, llama_context_default_params
+
+            own = self.llm.context_params
+            params = llama_context_default_params()
+            params.n_ctx = self.n_ctx
+            params.n_batch = self.n_ctx  # a whole prefill (k prompts without sharing) is one decode
+            params.n_seq_max = n_seq
+            params.kv_unified = True  # the k samples share the prompt's KV cells
+            params.n_threads, params.n_threads_batch = own.n_threads, own.n_threads_batch
+            params.no_perf = True
+            try:
+                ctx = _internals.LlamaContext(model=self.llm._model, params=params, verbose=False)
+            except ValueError as exc:
+                raise ThinkerError(f"llama.cpp could not create a context for {n_seq} sequences: {exc}") from exc
+            batch = _internals.LlamaBatch(n_tokens=self.n_ctx, embd=0, n_seq_max=1, verbose=False)
+            self._batched = (n_seq, ctx, batch)
+        return self._batched[1], self._batched[2]
+
+    def _sampler(self, sampling: SamplingConfig, seed: int) -> Any:
+        from llama_cpp._internals import LlamaSampler
+
+        sampler = LlamaSampler()
+        if sampling.temperature > 0:
+            # the transformers backend's order: temperature, then nucleus, then the draw
+            sampler.add_temp(sampling.temperature)
+            sampler.add_top_p(sampling.top_p, 1)
+            sampler.add_dist(seed)
+        else:
+            sampler.add_greedy()
+        return sampler
+
     def _think_one(self, query: str, k: int, sampling: SamplingConfig) -> list[str]:
+        """The k samples of one query decoded together, one token of every live sample per step.
+
+        With ``share_prefill`` the prompt is evaluated once and its KV cells are shared by the k
+        sequences (``seq_cp``); otherwise each sequence evaluates its own copy. Sample ``i`` draws
+        with seed ``seed + i``; only the query's own k samples are ever in a batch, so its
+        thoughts do not depend on the other queries of the call.
+        """
+        import llama_cpp
+
         tokens, stop = self._prompt_tokens(query)
-        if len(tokens) + sampling.max_new_tokens > self.n_ctx:
-            raise ThinkerError(f"prompt of {len(tokens)} tokens + {sampling.max_new_tokens} new ones exceed n_ctx={self.n_ctx}")
-        base = sampling.seed if sampling.seed is not None else random.randrange(2**31)
-        thoughts = []
-        for i in range(k):
-            if i == 0 or not self.share_prefill:
-                # Every query starts from a clean context and evaluates its prompt but the last
-                # token; each sample then evaluates that last token and samples. With
-                # share_prefill the next samples find the prompt in the KV cache (llama-cpp-python
-                # drops only the previous sample's tokens), so the same numbers are computed
-                # either way: thoughts do not depend on the neighbours or on sharing.
-                self.llm.reset()
-                self.llm.eval(tokens[:-1])
-            out = self.llm.create_completion(
-                prompt=tokens,
-                max_tokens=sampling.max_new_tokens,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
-                top_k=0,  # like the transformers backend: nucleus sampling only
-                min_p=0.0,
-                repeat_penalty=1.0,
-                seed=base + i,
-                stop=stop or None,
+        cells = (len(tokens) if self.share_prefill else k * len(tokens)) + k * sampling.max_new_tokens
+        if cells > self.n_ctx:
+            raise ThinkerError(
+                f"prompt of {len(tokens)} tokens + {k} x {sampling.max_new_tokens} new ones exceed n_ctx={self.n_ctx}"
             )
-            thoughts.append(clean_thought(out["choices"][0]["text"] or ""))
-        return thoughts
+        ctx, batch = self._context(k)
+        base = sampling.seed if sampling.seed is not None else random.randrange(2**31)
+        samplers = [self._sampler(sampling, base + i) for i in range(k)]
+        vocab = llama_cpp.llama_model_get_vocab(self.llm._model.model)
+        n = len(tokens)
+
+        ctx.kv_cache_clear()
+        if self.share_prefill:
+            batch.reset()
+            batch.add_sequence(tokens, 0, False)
+            ctx.decode(batch)
+            for seq in range(1, k):
+                ctx.kv_cache_seq_cp(0, seq, -1, -1)
+            # every sample draws its first token from the same logits
+            sampled = {seq: samplers[seq].sample(ctx, n - 1) for seq in range(k)}
+        else:
+            sampled = {}
+            for seq in range(k):  # one prefill per sample (the cost sharing saves)
+                batch.reset()
+                batch.add_sequence(tokens, seq, False)
+                ctx.decode(batch)
+                sampled[seq] = samplers[seq].sample(ctx, n - 1)
+
+        out: list[list[int]] = [[] for _ in range(k)]
+        for step in range(sampling.max_new_tokens):
+            live = []
+            for seq, token in sampled.items():
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    continue
+                out[seq].append(token)
+                if stop and any(s in self._text(out[seq]) for s in stop):
+                    continue
+                live.append((seq, token))
+            if not live or step == sampling.max_new_tokens - 1:
+                break
+            b = batch.batch  # one new token of every live sample, each in its own sequence
+            b.n_tokens = len(live)
+            for j, (seq, token) in enumerate(live):
+                b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = token, n + step, 1, True
+                b.seq_id[j][0] = seq
+            ctx.decode(batch)
+            sampled = {seq: samplers[seq].sample(ctx, j) for j, (seq, _) in enumerate(live)}
+        return [clean_thought(_cut(self._text(ids), stop)) for ids in out]
+
+    def _text(self, ids: list[int]) -> str:
+        return self.llm.detokenize(ids).decode("utf-8", errors="ignore")
+
+
+def _cut(text: str, stop: list[str]) -> str:
+    for s in stop:
+        if s in text:
+            text = text[: text.index(s)]
+    return text

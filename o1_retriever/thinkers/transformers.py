@@ -20,6 +20,9 @@ class TransformersThinker(Thinker):
         prompt: how the query is presented to the model.
         batch_size: sequences (queries x k) per ``generate`` call; bounds memory.
         max_query_tokens: longer queries are cut (with a warning) so the prompt fits.
+        share_prefill: evaluate each prompt once and let its k samples continue from copies of
+            its KV cache (``False`` evaluates the prompt once per sample; the benchmarks use it
+            to measure the difference).
     """
 
     def __init__(
@@ -31,6 +34,7 @@ class TransformersThinker(Thinker):
         max_query_tokens: int = 256,
         device: str | None = None,
         name: str | None = None,
+        share_prefill: bool = True,
     ) -> None:
         from o1_retriever.models import causal_lm, model_lock
 
@@ -38,6 +42,7 @@ class TransformersThinker(Thinker):
         self.prompt = prompt
         self.batch_size = batch_size
         self.max_query_tokens = max_query_tokens
+        self.share_prefill = share_prefill
         # generate() is not re-entrant on a shared model and seeding uses torch's global RNG:
         # one generation at a time per model (2 CPU cores gain nothing from overlapping them).
         self._lock = model_lock(self.model)
@@ -82,20 +87,44 @@ class TransformersThinker(Thinker):
         batch = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=not self.prompt.chat)
         batch = {name: t.to(self.model.device) for name, t in batch.items()}
         sample = sampling.temperature > 0
-        out = self.model.generate(
-            **batch,
+        options = dict(
             max_new_tokens=sampling.max_new_tokens,
             do_sample=sample,
             temperature=sampling.temperature if sample else None,
             top_p=sampling.top_p if sample else None,
             top_k=None,
-            num_return_sequences=k,
             pad_token_id=tok.pad_token_id,
             eos_token_id=_stop_ids(tok),
         )
+        if self.share_prefill and k > 1 and batch["input_ids"].shape[1] > 1:
+            rows = self._prefilled(batch, k)
+        else:  # row i * k + j is sample j of prompt i, as in the shared case
+            rows = {name: t.repeat_interleave(k, dim=0) for name, t in batch.items()}
+        out = self.model.generate(**rows, **options)
         new = out[:, batch["input_ids"].shape[1] :]
         texts = [clean_thought(t) for t in tok.batch_decode(new, skip_special_tokens=True)]
         return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+    def _prefilled(self, batch: dict[str, Any], k: int) -> dict[str, Any]:
+        """The prompts but their last token evaluated once, the KV cache then repeated k times
+        (row ``i * k + j`` is sample j of prompt i): ``generate`` finds the cache and evaluates
+        only the last prompt token of each row."""
+        from transformers import DynamicCache
+
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding: rows start at 0
+        cache = DynamicCache(config=self.model.config)
+        # the backbone alone: the prefill needs no logits
+        self.model.base_model(
+            input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+            cache=cache, use_cache=True,
+        )
+        cache.batch_repeat_interleave(k)
+        return {
+            "input_ids": ids.repeat_interleave(k, dim=0),
+            "attention_mask": mask.repeat_interleave(k, dim=0),
+            "cache": cache,
+        }
 
 
 def _stop_ids(tokenizer: Any) -> list[int]:
