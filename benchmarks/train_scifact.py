@@ -1,25 +1,25 @@
-"""Evidence for issue 5: synthesize -> train -> evaluate on SciFact (and optionally HotpotQA).
+"""Evidence for issue 5: synthesize -> train -> evaluate on SciFact and HotpotQA-200.
 
 Pipeline (every stage timed, with its peak resident memory):
-  1. thought synthesis from SciFact ``train`` (SmolLM2 generator, few-shot prompts; committee
-     MiniLM + last-token SmolLM2 + BM25; hard negatives mined with MiniLM);
+  1. thought synthesis from SciFact ``train`` (generator: SmolLM2 through llama.cpp when
+     llama-cpp-python is installed, else transformers; few-shot prompts; committee MiniLM +
+     last-token SmolLM2 + BM25; hard negatives mined with MiniLM over the SciFact corpus);
   2. thinker-only training (behaviour cloning, LoRA on SmolLM2, the composed default's prompt);
   3. joint training of a unified model (LoRA on SmolLM2, LM + InfoNCE);
-  4. nDCG@10 on a seeded subset of SciFact ``test``:
-     (a) base SmolLM2 as a unified embedder (no thinking / thinking),
-     (b) the trained unified model (no thinking / thinking),
-     (c) the composed default (MiniLM encoder) with the base thinker vs the trained thinker,
-         against dense MiniLM without thinking.
+  4. evaluation with ``o1-retriever eval`` (subprocesses; whole corpora, exact search):
+     (c) the composed default (MiniLM encoder) with the base SmolLM2 thinker vs the trained
+         thinker, against dense MiniLM, on SciFact ``test`` and on HotpotQA-200;
+     (a)/(b) the base and the trained unified model, without and with thinking, on HotpotQA-200
+         (1,971 short paragraphs: a 135M LM embeds them in minutes on a CPU);
+  5. (a)/(b) on SciFact too, but over a reduced corpus (the evaluated queries' relevant
+     documents plus random ones up to ``--unified-corpus``; embedding all 5,183 abstracts with a
+     135M LM takes hours on 2 cores): exact search and ``ir_measures`` here, so those rows
+     compare with each other only.
 
-Defaults fit a shared 2-core CPU: a reduced corpus (the evaluated queries' relevant documents,
-the training positives, and random SciFact documents up to ``--corpus-size``; ``0`` = the whole
-corpus). Every figure in the table is measured on that same corpus, so rows compare with each
-other, not with full-corpus figures. Raise the flags on a GPU, e.g.
-``--train-queries 809 --corpus-size 0 --eval-queries 300 --group-size 16 --epochs 1``.
-
-nDCG@10 is computed with ``ir_measures`` (pytrec_eval) over an exact inner-product search
-(numpy), by a small helper here: the evaluation package was being written at the same time.
-Stages resume: synthesized rows, trained models and thoughts (cache) in ``--work`` are reused.
+Every gain is printed with a paired bootstrap 95% interval over the per-query nDCG@10 that
+``o1-retriever eval`` writes. Stages resume: synthesized rows, trained models, thoughts (cache)
+and eval results in ``--work`` are reused. On a GPU raise the flags, e.g.
+``--train-queries 809 --group-size 16 --max-document-tokens 512 --unified-corpus 0``.
 
     python benchmarks/train_scifact.py --work /tmp/o1-train-bench
 """
@@ -27,9 +27,11 @@ Stages resume: synthesized rows, trained models and thoughts (cache) in ``--work
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -44,16 +46,26 @@ STAGES: list[dict] = []
 
 @contextmanager
 def stage(name: str):
-    """Wall time and peak RSS (sampled every 0.1 s with psutil) of one stage."""
+    """Wall time and peak RSS (sampled every 0.1 s with psutil) of one stage: this process's,
+    or an ``o1-retriever eval`` subprocess's while one runs."""
     import psutil
 
     proc = psutil.Process()
     peak = [proc.memory_info().rss]
     stop = threading.Event()
 
+    def rss() -> int:
+        total = proc.memory_info().rss
+        for child in proc.children(recursive=True):
+            try:
+                total = max(total, child.memory_info().rss)
+            except psutil.Error:
+                pass
+        return total
+
     def sample():
         while not stop.wait(0.1):
-            peak[0] = max(peak[0], proc.memory_info().rss)
+            peak[0] = max(peak[0], rss())
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
@@ -103,11 +115,13 @@ def load_eval_set(folder: Path, split: str, n_queries: int, corpus_size: int, ex
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "scifact")
-    p.add_argument("--hotpotqa", type=Path, default=None, help="also evaluate (c) on this BEIR folder (e.g. ../shared/data/hotpotqa)")
+    p.add_argument("--hotpotqa", type=Path, default=ROOT.parent / "shared" / "data" / "hotpotqa", help="HotpotQA-200 BEIR folder ('' to skip)")
     p.add_argument("--work", type=Path, default=Path("/tmp/o1-train-bench"))
-    p.add_argument("--train-queries", type=int, default=120)
-    p.add_argument("--eval-queries", type=int, default=100)
-    p.add_argument("--corpus-size", type=int, default=500, help="documents searched (0 = whole corpus)")
+    p.add_argument("--train-queries", type=int, default=300, help="SciFact train queries synthesized and trained on (of 809)")
+    p.add_argument("--eval-queries", type=int, default=None, help="SciFact test queries evaluated (default: all 300)")
+    p.add_argument("--unified-queries", type=int, default=100, help="SciFact test queries of the reduced-corpus unified rows")
+    p.add_argument("--unified-corpus", type=int, default=600, help="documents of the reduced SciFact corpus for the unified rows (0 = whole)")
+    p.add_argument("--generator", default=None, help="thought generator for synthesis (default: llamacpp:smollm2 when available, else smollm2)")
     p.add_argument("--candidates", type=int, default=3)
     p.add_argument("--shots", type=int, default=2)
     p.add_argument("--shot-words", type=int, default=60, help="words of each few-shot passage")
@@ -125,11 +139,14 @@ def main() -> None:
     p.add_argument("--device", default=None)
     args = p.parse_args()
 
-    from o1_retriever import EmbedderConfig, SamplingConfig, ThinkingEmbedder
+    from o1_retriever import SamplingConfig, ThinkingEmbedder
+    from o1_retriever.evaluation.beir import load_beir
+    from o1_retriever.evaluation.retrieval import DocumentStore
     from o1_retriever.encoders.sentence_transformers import SentenceTransformerEncoder
+    from o1_retriever.thinkers.llamacpp import LlamaCppThinker
     from o1_retriever.thinkers.transformers import TransformersThinker
     from o1_retriever.training.committee import default_committee
-    from o1_retriever.training.data import read_pairs
+    from o1_retriever.training.data import read_beir_corpus, read_pairs
     from o1_retriever.training.mining import mine_hard_negatives
     from o1_retriever.training.synthesis import SYNTHESIS_PROMPT, read_synthesized, synthesize
     from o1_retriever.training.trainer import TrainConfig, train
@@ -140,29 +157,32 @@ def main() -> None:
 
     with stage("load data"):
         rows = read_pairs(args.data, "train", limit=args.train_queries, seed=args.seed)
-        qrels, queries, q_ids, doc_ids, corpus = load_eval_set(args.data, "test", args.eval_queries, args.corpus_size, set(), args.seed)
-        # training positives join the searched corpus (mining draws negatives from it)
-        pos_text = {t for r in rows for t in r.pos}
-        train_doc_ids = {d for d, t in corpus.items() if t in pos_text}
-        qrels, queries, q_ids, doc_ids, corpus = load_eval_set(args.data, "test", args.eval_queries, args.corpus_size, train_doc_ids, args.seed)
-        docs = [corpus[d] for d in doc_ids]
-    print(f"train rows {len(rows)}, eval queries {len(q_ids)}, corpus {len(doc_ids)} documents", file=sys.stderr)
+        corpus = read_beir_corpus(args.data)
+    print(f"train rows {len(rows)}, corpus {len(corpus)} documents", file=sys.stderr)
 
-    minilm = SentenceTransformerEncoder("minilm", device=args.device)
-    with stage("mine hard negatives + embed corpus (MiniLM)"):
-        minilm_docs = mine_hard_negatives(rows, docs, minilm, n=args.negatives, skip=3)
-
-    with stage(f"synthesize ({len(rows)} queries x {args.candidates} thoughts)"):
-        generator = TransformersThinker("smollm2", prompt=SYNTHESIS_PROMPT, max_query_tokens=1024, device=args.device)
-        stats = synthesize(rows, thoughts_file, generator, default_committee(device=args.device), candidates=args.candidates, shots=args.shots, shot_words=args.shot_words, sampling=sampling, batch_rows=8, seed=args.seed)
-        print(f"   {stats}", file=sys.stderr)
+    done = len(read_synthesized(thoughts_file)) if thoughts_file.exists() else 0
+    if done < len(rows):
+        minilm = SentenceTransformerEncoder("minilm", device=args.device)
+        with stage(f"mine hard negatives (MiniLM over {len(corpus)} documents)"):
+            # the corpus vectors o1-retriever eval stores once per (dataset, encoder) in Chroma
+            store = DocumentStore(load_beir(args.data, "train"), ThinkingEmbedder(None, minilm))
+            texts = [store.texts[i] for i in store.ids]
+            mine_hard_negatives(rows, texts, minilm, n=args.negatives, skip=3, corpus_vectors=store.matrix)
+        generator_spec = args.generator or ("llamacpp:smollm2" if importlib.util.find_spec("llama_cpp") else "smollm2")
+        with stage(f"synthesize ({len(rows) - done} queries x {args.candidates} thoughts, {generator_spec})"):
+            if generator_spec.startswith("llamacpp:"):
+                generator = LlamaCppThinker(generator_spec.split(":", 1)[1], prompt=SYNTHESIS_PROMPT, max_query_tokens=1024, n_ctx=4096)
+            else:
+                generator = TransformersThinker(generator_spec, prompt=SYNTHESIS_PROMPT, max_query_tokens=1024, device=args.device)
+            stats = synthesize(rows, thoughts_file, generator, default_committee(device=args.device), candidates=args.candidates, shots=args.shots, shot_words=args.shot_words, sampling=sampling, batch_rows=8, seed=args.seed)
+            print(f"   {stats}", file=sys.stderr)
     synthesized = read_synthesized(thoughts_file)
 
     common = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
                   group_size=args.group_size, max_document_tokens=args.max_document_tokens, max_thought_tokens=args.thought_tokens,
                   gradient_checkpointing=args.gradient_checkpointing, seed=args.seed)
     thinker_dir, unified_dir = args.work / "thinker", args.work / "unified"
-    results: dict = {"stages": STAGES}
+    results: dict = {"stages": STAGES, "train_rows": len(synthesized)}
     for mode, out in (("thinker", thinker_dir), ("joint", unified_dir)):
         if (out / "o1_training.json").exists():
             print(f"reusing {out}", file=sys.stderr)
@@ -172,64 +192,114 @@ def main() -> None:
             res = train(synthesized, out, TrainConfig(mode=mode, **common))
         results[f"train_{mode}"] = res.losses
 
-    cache = args.work / "thoughts-eval.sqlite"
-    table: list[tuple[str, float]] = []
+    def save_partial() -> None:
+        (args.work / "results.json").write_text(json.dumps(results, indent=1))
 
-    def evaluate(label: str, embedder, doc_vecs, thinking: bool, q=queries, ids=q_ids, rel=qrels, dids=doc_ids):
-        with stage(f"eval {label}"):
-            vecs = embedder.embed_queries(q, thinking=thinking)
-            score = ndcg10(rel, ids, vecs, dids, doc_vecs)
-        table.append((label, score))
-        print(f"   nDCG@10 {score:.4f}", file=sys.stderr, flush=True)
-        return score
+    thinking = ["--thoughts", str(args.eval_thoughts), "--max-new-tokens", str(args.thought_tokens), "--temperature", "0.7", "--seed", str(args.seed)]
+    datasets = [("SciFact test", args.data, args.eval_queries)] + ([("HotpotQA-200", args.hotpotqa, None)] if str(args.hotpotqa) not in ("", ".") else [])
+    rows_out: list[tuple[str, str, dict, str]] = []  # (dataset, label, system result, reference label)
+    for name, folder, n in datasets:
+        queries = ["--queries", str(n)] if n else []
+        runs = [
+            ("dense MiniLM + base SmolLM2 thinker", ["--systems", "dense,thinking", "--thinker", "smollm2"]),
+            ("trained thinker", ["--systems", "thinking", "--thinker", str(thinker_dir)]),
+        ]
+        if name.startswith("HotpotQA"):  # its corpus is small enough for a 135M LM embedder on a CPU
+            runs += [(f"unified {tag}", ["--systems", "dense", "--unified", spec, "--thinker", "none"]) for tag, spec in (("base", "smollm2"), ("trained", str(unified_dir)))]
+        for label, extra in runs:
+            res = run_eval(name, label, folder, queries + thinking + extra, args.work)
+            for sys_name, sys_res in res["systems"].items():
+                rows_out.append((name, f"{label}: {sys_name}", sys_res, res["queries"]))
+            results.setdefault("eval", {}).setdefault(name, {})[label] = {k: v for k, v in res.items() if k != "systems"} | {
+                "systems": {k: {m: v for m, v in r.items() if m != "per_query"} for k, r in res["systems"].items()}}
+            save_partial()
 
-    def save_partial():
-        (args.work / "results.json").write_text(json.dumps({**results, "ndcg10": dict(table)}, indent=1))
+    unified_rows = unified_reduced_corpus(args, sampling, unified_dir)
+    results["unified_reduced_scifact"] = unified_rows
+    save_partial()
+    report(rows_out, unified_rows, args)
 
-    # most telling comparisons first, so a cut-short run still reports them (results.json is
-    # rewritten after every evaluation)
-    dense = ThinkingEmbedder(None, minilm)
-    evaluate("dense MiniLM, no thinking", dense, minilm_docs, False)
-    for label, thinker_spec in (("composed: trained thinker + MiniLM", str(thinker_dir)), ("composed: base SmolLM2 thinker + MiniLM", "smollm2")):
-        emb = ThinkingEmbedder.from_config(EmbedderConfig(thinker=thinker_spec, thoughts=args.eval_thoughts, sampling=sampling, cache=str(cache), device=args.device))
-        evaluate(label, emb, minilm_docs, True)
-        save_partial()
-    for label, model in (("unified: trained", str(unified_dir)), ("unified: base SmolLM2", "smollm2")):
-        emb = ThinkingEmbedder.from_config(EmbedderConfig(model=model, thoughts=args.eval_thoughts, sampling=sampling, cache=str(cache), aggregation="o1", device=args.device))
-        emb.encoder.max_document_tokens = 512 if args.corpus_size <= 0 else args.max_document_tokens
-        with stage(f"embed corpus ({label})"):
+
+def run_eval(dataset: str, label: str, folder: Path, options: list[str], work: Path) -> dict:
+    """One ``o1-retriever eval`` run (reused when its results.json exists)."""
+    out = work / "eval" / f"{dataset}-{label}".replace(" ", "_").replace("/", "_")
+    result = out / "results.json"
+    if not result.exists():
+        cmd = [sys.executable, "-m", "o1_retriever", "eval", str(folder), "--out", str(out), *options]
+        with stage(f"o1-retriever eval {dataset}: {label}"):
+            print("   $ " + " ".join(cmd), file=sys.stderr, flush=True)
+            subprocess.run(cmd, check=True)
+    return json.loads(result.read_text())
+
+
+def unified_reduced_corpus(args, sampling, unified_dir: Path) -> dict:
+    """(a)/(b) on SciFact over a reduced corpus (see the module docstring)."""
+    from o1_retriever import EmbedderConfig, ThinkingEmbedder
+
+    cached = args.work / "unified_reduced.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    qrels, queries, q_ids, doc_ids, corpus = load_eval_set(args.data, "test", args.unified_queries, args.unified_corpus, set(), args.seed)
+    docs = [corpus[d] for d in doc_ids]
+    out: dict = {"queries": len(q_ids), "documents": len(doc_ids), "ndcg10": {}}
+    for label, model in (("base SmolLM2", "smollm2"), ("trained", str(unified_dir))):
+        emb = ThinkingEmbedder.from_config(EmbedderConfig(model=model, thoughts=args.eval_thoughts, sampling=sampling, cache=str(args.work / "thoughts-eval.sqlite"), aggregation="o1", device=args.device))
+        emb.encoder.max_document_tokens = args.max_document_tokens
+        with stage(f"SciFact reduced corpus: unified {label} (embed {len(docs)} documents, {len(q_ids)} queries)"):
             dvec = emb.embed_documents(docs, show_progress=True)
-        evaluate(f"{label}, no thinking", emb, dvec, False)
-        evaluate(f"{label}, thinking", emb, dvec, True)
-        save_partial()
+            for thinking in (False, True):
+                vecs = emb.embed_queries(queries, thinking=thinking)
+                out["ndcg10"][f"unified {label}, {'thinking' if thinking else 'no thinking'}"] = ndcg10(qrels, q_ids, vecs, doc_ids, dvec)
+    cached.write_text(json.dumps(out, indent=1))
+    return out
 
-    if args.hotpotqa:
-        hq, hqueries, hids, hdocs, hcorpus = load_eval_set(args.hotpotqa, "test", 200, 0, set(), args.seed)
-        hdoc_text = [hcorpus[d] for d in hdocs]
-        with stage("HotpotQA: embed corpus (MiniLM)"):
-            hvec = minilm.encode_documents(hdoc_text, show_progress=True)
-        evaluate("HotpotQA-200 dense MiniLM", dense, hvec, False, hqueries, hids, hq, hdocs)
-        for label, spec in (("HotpotQA-200 composed: base thinker", "smollm2"), ("HotpotQA-200 composed: trained thinker", str(thinker_dir))):
-            emb = ThinkingEmbedder.from_config(EmbedderConfig(thinker=spec, thoughts=args.eval_thoughts, sampling=sampling, cache=str(cache), device=args.device))
-            evaluate(label, emb, hvec, True, hqueries, hids, hq, hdocs)
 
-    scores = dict(table)
-    dense_score = scores["dense MiniLM, no thinking"]
-    results.update(args={k: str(v) for k, v in vars(args).items()}, ndcg10=scores, eval_queries=len(q_ids), corpus_documents=len(doc_ids))
-    (args.work / "results.json").write_text(json.dumps(results, indent=1))
+def paired_ci(a: dict, b: dict, metric: str = "nDCG@10", n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of b - a over the shared queries, with a paired bootstrap 95% interval (points)."""
+    import numpy as np
 
-    print(f"\nSciFact test, {len(q_ids)} seeded queries, {len(doc_ids)}-document corpus; trained on {len(synthesized)} SciFact train queries")
-    print(f"{'configuration':58s} {'nDCG@10':>8s} {'vs dense':>9s}")
-    for label, score in table:
-        ref = scores.get("HotpotQA-200 dense MiniLM", dense_score) if label.startswith("HotpotQA") else dense_score
-        print(f"{label:58s} {score:8.4f} {100 * (score - ref):+9.1f}")
-    trained_gain = 100 * (scores["composed: trained thinker + MiniLM"] - dense_score)
-    uni = 100 * (scores["unified: trained, thinking"] - scores["unified: trained, no thinking"])
-    print(f"\ntarget: trained thinker >= +3.0 over dense: {trained_gain:+.1f} ({'met' if trained_gain >= 3 else 'not met'})")
-    print(f"target: trained unified thinking beats its no-thinking mode: {uni:+.1f} ({'met' if uni > 0 else 'not met'})")
-    print(f"\n{'stage':58s} {'wall s':>8s} {'peak RSS MB':>12s}")
+    common = sorted(set(a) & set(b))
+    d = np.array([b[q][metric] - a[q][metric] for q in common]) * 100
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n, len(d)))].mean(axis=1)
+    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def report(rows_out, unified_rows: dict, args) -> None:
+    print()
+    for dataset in dict.fromkeys(r[0] for r in rows_out):
+        mine = [r for r in rows_out if r[0] == dataset]
+        n = mine[0][3]
+        by = {label: res for _, label, res, _ in mine}
+        dense = next(res for label, res in by.items() if label.endswith(": dense"))
+        print(f"{dataset}, {n} queries, whole corpus, o1-retriever eval (exact search)")
+        print(f"{'system':62s} {'nDCG@10':>8s} {'vs dense (95% CI)':>24s}")
+        for label, res in by.items():
+            ref = dense
+            if label.startswith("unified") and label.endswith(": unified"):
+                ref = by[label.rsplit(":", 1)[0] + ": unified-dense"]
+            if res is ref:
+                print(f"{label:62s} {res['metrics']['nDCG@10']:8.4f}")
+                continue
+            mean, lo, hi = paired_ci(ref["per_query"], res["per_query"])
+            tag = "vs its no-thinking" if ref is not dense else "vs dense"
+            print(f"{label:62s} {res['metrics']['nDCG@10']:8.4f} {mean:+6.1f} [{lo:+.1f}, {hi:+.1f}] {tag}")
+        trained = next((res for label, res in by.items() if label.startswith("trained thinker")), None)
+        if trained:
+            gain = 100 * (trained["metrics"]["nDCG@10"] - dense["metrics"]["nDCG@10"])
+            print(f"target: trained thinker >= +3.0 over dense on {dataset}: {gain:+.1f} ({'met' if gain >= 3 else 'not met'})")
+        print()
+    if unified_rows.get("ndcg10"):
+        print(f"SciFact test, {unified_rows['queries']} seeded queries, reduced corpus of {unified_rows['documents']} documents (these rows compare with each other only)")
+        for label, score in unified_rows["ndcg10"].items():
+            print(f"{label:62s} {score:8.4f}")
+        u = unified_rows["ndcg10"]
+        gain = 100 * (u["unified trained, thinking"] - u["unified trained, no thinking"])
+        print(f"target: trained unified thinking beats its no-thinking mode: {gain:+.1f} ({'met' if gain > 0 else 'not met'})")
+    print(f"\n{'stage':78s} {'wall s':>8s} {'peak RSS MB':>12s}")
     for s in STAGES:
-        print(f"{s['stage']:58s} {s['seconds']:8.1f} {s['peak_rss_mb']:12d}")
+        print(f"{s['stage']:78s} {s['seconds']:8.1f} {s['peak_rss_mb']:12d}")
+    print("(peak RSS of an eval stage is the o1-retriever eval subprocess's, or the benchmark's own if larger)")
 
 
 if __name__ == "__main__":

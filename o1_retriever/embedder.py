@@ -43,6 +43,7 @@ class EmbedderConfig:
     thinker_model: str | None = None
     thinker_api_key_env: str = "OPENAI_API_KEY"
     thinker_timeout: float = 60.0  # seconds per request to an OpenAI-compatible thinker
+    thinker_dtype: str = "auto"  # transformers thinkers: auto | float32 | bfloat16 | float16
     prompt: str = "passage"
     aggregation: str = "o1+query"
     thoughts: int = 3

@@ -46,7 +46,7 @@ def build_thinker(config: "EmbedderConfig") -> Thinker | None:
         return LlamaCppThinker(spec.removeprefix("llamacpp:"), prompt=_prompt(config))
     from o1_retriever.thinkers.transformers import TransformersThinker
 
-    return TransformersThinker(spec, prompt=_prompt(config), device=config.device)
+    return TransformersThinker(spec, prompt=_prompt(config), device=config.device, dtype=config.thinker_dtype)
 
 
 def build_encoder(config: "EmbedderConfig") -> Encoder:

@@ -130,6 +130,28 @@ def default_device() -> str:
 
 _load_lock = threading.Lock()
 
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def resolve_dtype(dtype: str | None, device: str | None = None) -> str:
+    """A torch dtype name for a causal LM. ``"auto"`` is bfloat16 where the hardware computes
+    it natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX: 2-3.5x faster generation
+    than float32 on the 2-core reference CPU, see benchmarks/README.md), else float32."""
+    import torch
+
+    dtype = dtype or "auto"
+    if dtype != "auto":
+        if dtype not in DTYPES:
+            raise ModelLoadError(f"unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
+        return dtype
+    device = device or default_device()
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    if device == "cpu":
+        native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+        return "bfloat16" if native else "float32"
+    return "float32"
+
 
 @lru_cache(maxsize=8)
 def _load_causal_lm_cached(path: str, device: str, dtype_name: str) -> tuple[Any, Any]:
@@ -156,7 +178,8 @@ def load_causal_lm(name_or_path: str, device: str | None = None, dtype: str = "f
     """Load (model, tokenizer) once per process; concurrent callers share the same objects.
     ``shared=False`` loads a private copy (for callers that modify the model).
 
-    float32 is the CPU default: bfloat16 measured slower on the 2-core reference CPU.
+    Encoders keep float32 (an index's vectors must not depend on the hardware); thinkers
+    choose with :func:`resolve_dtype`.
     """
     path = resolve_causal_lm(name_or_path)
     device = device or default_device()
@@ -166,13 +189,13 @@ def load_causal_lm(name_or_path: str, device: str | None = None, dtype: str = "f
         return _load_causal_lm_cached(path, device, dtype)
 
 
-def causal_lm(model: str | tuple[Any, Any], *, device: str | None = None, name: str | None = None) -> tuple[Any, Any, str]:
-    """``(model, tokenizer, name)`` from a spec (loaded once per process) or from an already
-    loaded pair, which is how the unified model shares one LM between its two roles."""
+def causal_lm(model: str | tuple[Any, Any], *, device: str | None = None, name: str | None = None, dtype: str = "float32") -> tuple[Any, Any, str]:
+    """``(model, tokenizer, name)`` from a spec (loaded once per process and dtype) or from an
+    already loaded pair, which is how the unified model shares one LM between its two roles."""
     if isinstance(model, tuple):
         lm, tokenizer = model
         return lm, tokenizer, name or getattr(lm.config, "_name_or_path", "causal-lm")
-    lm, tokenizer = load_causal_lm(model, device=device)
+    lm, tokenizer = load_causal_lm(model, device=device, dtype=dtype)
     return lm, tokenizer, name or model
 
 

@@ -177,3 +177,25 @@ def test_repeated_query_reuses_its_vector_without_encoding(embedder):
     assert np.array_equal(first, again)
     assert len(calls) == 1 and calls[0] == embedder.think([QUERIES[0]])[0]
     assert not np.allclose(first, other)
+
+
+def test_thinker_precision_is_chosen_and_part_of_its_identity(model_home):
+    import torch
+
+    from o1_retriever import ModelLoadError
+    from o1_retriever.models import resolve_dtype
+    from o1_retriever.thinkers.transformers import TransformersThinker
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert resolve_dtype("auto", "cpu") == ("bfloat16" if native else "float32")
+    assert resolve_dtype("float16", "cpu") == "float16"
+    with pytest.raises(ModelLoadError, match="unknown dtype"):
+        resolve_dtype("int3", "cpu")
+    fp32 = TransformersThinker("smollm2", dtype="float32", device="cpu")
+    bf16 = TransformersThinker("smollm2", dtype="bfloat16", device="cpu")
+    assert fp32.model.dtype == torch.float32 and bf16.model.dtype == torch.bfloat16
+    assert fp32.model is not bf16.model  # one load per (model, dtype), not a cast of the shared one
+    # float32 keeps the identity thoughts were cached under before; other precisions are other keys
+    assert fp32.identity == "transformers:smollm2" and bf16.identity == "transformers:smollm2@bfloat16"
+    out = bf16.think(QUERIES[:1], 2, SamplingConfig(max_new_tokens=8))
+    assert len(out[0]) == 2 and all(t.strip() for t in out[0])

@@ -20,6 +20,10 @@ class TransformersThinker(Thinker):
         prompt: how the query is presented to the model.
         batch_size: sequences (queries x k) per ``generate`` call; bounds memory.
         max_query_tokens: longer queries are cut (with a warning) so the prompt fits.
+        dtype: ``"auto"`` (bfloat16 where the hardware computes it natively, else float32; see
+            :func:`o1_retriever.models.resolve_dtype`), ``"float32"``, ``"bfloat16"`` or
+            ``"float16"``. Ignored for an already loaded pair. Part of :attr:`identity`, so
+            cached thoughts of one precision are not served for another.
         share_prefill: evaluate each prompt once and let its k samples continue from copies of
             its KV cache (``False`` evaluates the prompt once per sample; the benchmarks use it
             to measure the difference).
@@ -34,11 +38,13 @@ class TransformersThinker(Thinker):
         max_query_tokens: int = 256,
         device: str | None = None,
         name: str | None = None,
+        dtype: str = "auto",
         share_prefill: bool = True,
     ) -> None:
-        from o1_retriever.models import causal_lm, model_lock
+        from o1_retriever.models import causal_lm, model_lock, resolve_dtype
 
-        self.model, self.tokenizer, self._name = causal_lm(model, device=device, name=name)
+        self.dtype = resolve_dtype(dtype, device) if not isinstance(model, tuple) else str(model[0].dtype).removeprefix("torch.")
+        self.model, self.tokenizer, self._name = causal_lm(model, device=device, name=name, dtype=self.dtype)
         self.prompt = prompt
         self.batch_size = batch_size
         self.max_query_tokens = max_query_tokens
@@ -49,7 +55,8 @@ class TransformersThinker(Thinker):
 
     @property
     def identity(self) -> str:
-        return f"transformers:{self._name}"
+        # float32 keeps the bare name, so thoughts cached before dtypes existed stay valid
+        return f"transformers:{self._name}" + ("" if self.dtype == "float32" else f"@{self.dtype}")
 
     def render(self, query: str) -> str:
         text = self.prompt.render(self._truncate(query))
