@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=6, help="SciFact queries timed per system")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: its own choice)")
+    ap.add_argument("--dtype", default="auto", help="precision of the transformers thinker and of the HyDE pipelines (same model): auto | float32 | bfloat16")
     ap.add_argument("--systems", default=",".join(ALL), help="comma-separated subset of: " + ",".join(ALL))
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
@@ -67,7 +68,8 @@ def main() -> None:
             if kind == "tf":
                 from o1_retriever.thinkers.transformers import TransformersThinker
 
-                thinkers[kind] = TransformersThinker("smollm2")
+                thinkers[kind] = TransformersThinker("smollm2", dtype=args.dtype)
+                print(f"transformers thinker and HyDE pipelines: {thinkers[kind].dtype}")
             else:
                 from o1_retriever.thinkers.llamacpp import LlamaCppThinker
 
@@ -101,7 +103,8 @@ def main() -> None:
         print(f"  {name}: cold median {median(cold[name]) * 1000:.0f} ms" + (f", warm {median(warm[name]) * 1000:.0f} ms" if name in warm else ""), flush=True)
 
     ref = median(cold["none"]) if "none" in cold else float("nan")
-    rows, payload = [], {"machine": machine(), "queries": len(qs), "max_new_tokens": args.max_new_tokens, "systems": {}}
+    rows, payload = [], {"machine": machine(), "queries": len(qs), "max_new_tokens": args.max_new_tokens, "systems": {},
+                         "transformers_dtype": thinkers["tf"].dtype if "tf" in thinkers else None, "llamacpp_threads": args.threads}
     for name in runners:
         for label, samples in (("cold", cold[name]), ("warm (cached thoughts)", warm.get(name))):
             if not samples:

@@ -1,9 +1,12 @@
 """Benchmark 2 - thought throughput (new tokens/s) of the same SmolLM2, side by side:
 
-* transformers, batched: all queries x k thoughts in one ``generate`` call (what o1-retriever does),
+* transformers, batched: all queries x k thoughts in one ``generate`` call (what o1-retriever
+  does), each prompt evaluated once for its k samples (``share_prefill``) and, for comparison,
+  once per sample,
 * transformers, a loop of single prompts (one query, one thought per call),
-* llama.cpp single stream (the model's own single-stream speed on this CPU, Q4 GGUF), with the
-  prompt evaluated once for the k samples of a query (``share_prefill``) and re-evaluated for each.
+* llama.cpp (the GGUF of the same model): a loop of single prompts (the model's own
+  single-stream speed on this CPU), and the k samples of a query decoded together from one
+  prefill (what o1-retriever does) or from one prefill per sample.
 
 Tokens are counted by re-tokenising the returned thoughts with the model's tokenizer, the same way
 for every backend.
@@ -25,6 +28,7 @@ def main() -> None:
     ap.add_argument("--thoughts", type=int, default=3)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
+    ap.add_argument("--dtype", default="auto", help="transformers precision: auto | float32 | bfloat16")
     ap.add_argument("--skip-llamacpp", action="store_true")
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -35,7 +39,8 @@ def main() -> None:
     print(f"machine: {machine()}")
     qs, k = queries("scifact", args.queries), args.thoughts
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
-    tf = TransformersThinker("smollm2")
+    tf = TransformersThinker("smollm2", dtype=args.dtype)
+    print(f"transformers precision: {tf.dtype}")
     tok = tf.tokenizer
 
     def ntokens(groups: list[list[str]]) -> int:
@@ -46,6 +51,10 @@ def main() -> None:
 
     seconds, out = timed(tf.think, qs, k, sampling)
     results["transformers, batched (queries x k in one generate)"] = (seconds, ntokens(out))
+    tf.share_prefill = False
+    seconds, out = timed(tf.think, qs, k, sampling)
+    results["transformers, batched, prompt evaluated per sample"] = (seconds, ntokens(out))
+    tf.share_prefill = True
     print("  batched done", flush=True)
 
     def loop() -> list[list[str]]:
@@ -63,15 +72,21 @@ def main() -> None:
 
         ll = LlamaCppThinker("smollm2", n_threads=args.threads)
         ll.think(qs[:1], 1, SamplingConfig(max_new_tokens=4))
+
+        def ll_loop() -> list[list[str]]:
+            return [[ll.think([q], 1, SamplingConfig(max_new_tokens=args.max_new_tokens, seed=i))[0][0] for i in range(k)] for q in qs]
+
+        seconds, out = timed(ll_loop)
+        results["llama.cpp, loop of single prompts (single stream)"] = (seconds, ntokens(out))
         for share in (True, False):
             ll.share_prefill = share
             seconds, out = timed(ll.think, qs, k, sampling)
-            results[f"llama.cpp single stream, {'one prefill per query' if share else 'prefill per sample'}"] = (seconds, ntokens(out))
+            results[f"llama.cpp, k samples decoded together, {'one prefill per query' if share else 'prefill per sample'}"] = (seconds, ntokens(out))
         print("  llama.cpp done", flush=True)
 
     loop_rate = results["transformers, loop of single prompts"][1] / results["transformers, loop of single prompts"][0]
     batched = "transformers, batched (queries x k in one generate)"
-    rows, payload = [], {"machine": machine(), "queries": len(qs), "thoughts": k, "max_new_tokens": args.max_new_tokens, "runs": {}}
+    rows, payload = [], {"machine": machine(), "queries": len(qs), "thoughts": k, "max_new_tokens": args.max_new_tokens, "dtype": tf.dtype, "runs": {}}
     for name, (seconds, n) in results.items():
         rate = n / seconds
         rows.append([name, n, f"{seconds:.1f}", f"{rate:.1f}", f"{rate / loop_rate:.2f}x", f"{seconds / len(qs):.2f}"])
@@ -82,9 +97,11 @@ def main() -> None:
     b = payload["runs"][batched]["vs_loop"]
     print()
     print(table(["target", "measured", "met"], [["batched >= 4x the single-prompt loop's tokens/s", f"{b:.2f}x", "met" if b >= 4 else "not met"]]))
-    ll_key = "llama.cpp single stream, one prefill per query"
+    ll_key = "llama.cpp, loop of single prompts (single stream)"
     if ll_key in payload["runs"]:
-        print(f"batched transformers reaches {payload['runs'][batched]['tokens_per_s'] / payload['runs'][ll_key]['tokens_per_s']:.2f}x llama.cpp's single-stream tokens/s")
+        single = payload["runs"][ll_key]["tokens_per_s"]
+        print(f"batched transformers reaches {payload['runs'][batched]['tokens_per_s'] / single:.2f}x llama.cpp's single-stream tokens/s; "
+              f"llama.cpp's k-together decoding {payload['runs']['llama.cpp, k samples decoded together, one prefill per query']['tokens_per_s'] / single:.2f}x")
     save(args.json, payload)
 
 

@@ -9,8 +9,8 @@ Pipeline (every stage timed, with its peak resident memory):
   4. evaluation with ``o1-retriever eval`` (subprocesses; whole corpora, exact search):
      (c) the composed default (MiniLM encoder) with the base SmolLM2 thinker vs the trained
          thinker, against dense MiniLM, on SciFact ``test`` and on HotpotQA-200;
-     (a)/(b) the base and the trained unified model, without and with thinking, on HotpotQA-200
-         (1,971 short paragraphs: a 135M LM embeds them in minutes on a CPU);
+     (a)/(b) with ``--unified-hotpotqa``: the base and the trained unified model, without and
+         with thinking, on HotpotQA-200 (1,971 short paragraphs, ~10 min per model on 2 cores);
   5. (a)/(b) on SciFact too, but over a reduced corpus (the evaluated queries' relevant
      documents plus random ones up to ``--unified-corpus``; embedding all 5,183 abstracts with a
      135M LM takes hours on 2 cores): exact search and ``ir_measures`` here, so those rows
@@ -134,17 +134,18 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--max-document-tokens", type=int, default=128)
+    p.add_argument("--unified-hotpotqa", action="store_true", help="also evaluate the unified models on HotpotQA-200 (whole corpus; ~10 min per model on 2 cores)")
+    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"], help="training precision (accelerate autocast)")
     p.add_argument("--gradient-checkpointing", action="store_true", help="off by default on CPU (memory is not the limit there)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     args = p.parse_args()
 
-    from o1_retriever import SamplingConfig, ThinkingEmbedder
+    from o1_retriever import EmbedderConfig, SamplingConfig, ThinkingEmbedder
     from o1_retriever.evaluation.beir import load_beir
     from o1_retriever.evaluation.retrieval import DocumentStore
     from o1_retriever.encoders.sentence_transformers import SentenceTransformerEncoder
-    from o1_retriever.thinkers.llamacpp import LlamaCppThinker
-    from o1_retriever.thinkers.transformers import TransformersThinker
+    from o1_retriever.factory import build_thinker
     from o1_retriever.training.committee import default_committee
     from o1_retriever.training.data import read_beir_corpus, read_pairs
     from o1_retriever.training.mining import mine_hard_negatives
@@ -170,17 +171,15 @@ def main() -> None:
             mine_hard_negatives(rows, texts, minilm, n=args.negatives, skip=3, corpus_vectors=store.matrix)
         generator_spec = args.generator or ("llamacpp:smollm2" if importlib.util.find_spec("llama_cpp") else "smollm2")
         with stage(f"synthesize ({len(rows) - done} queries x {args.candidates} thoughts, {generator_spec})"):
-            if generator_spec.startswith("llamacpp:"):
-                generator = LlamaCppThinker(generator_spec.split(":", 1)[1], prompt=SYNTHESIS_PROMPT, max_query_tokens=1024, n_ctx=4096)
-            else:
-                generator = TransformersThinker(generator_spec, prompt=SYNTHESIS_PROMPT, max_query_tokens=1024, device=args.device)
+            # what `o1-retriever synthesize --generator SPEC` builds
+            generator = build_thinker(EmbedderConfig(thinker=generator_spec, device=args.device), prompt=SYNTHESIS_PROMPT, max_query_tokens=1024)
             stats = synthesize(rows, thoughts_file, generator, default_committee(device=args.device), candidates=args.candidates, shots=args.shots, shot_words=args.shot_words, sampling=sampling, batch_rows=8, seed=args.seed)
             print(f"   {stats}", file=sys.stderr)
     synthesized = read_synthesized(thoughts_file)
 
     common = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
                   group_size=args.group_size, max_document_tokens=args.max_document_tokens, max_thought_tokens=args.thought_tokens,
-                  gradient_checkpointing=args.gradient_checkpointing, seed=args.seed)
+                  gradient_checkpointing=args.gradient_checkpointing, mixed_precision=args.mixed_precision, seed=args.seed)
     thinker_dir, unified_dir = args.work / "thinker", args.work / "unified"
     results: dict = {"stages": STAGES, "train_rows": len(synthesized)}
     for mode, out in (("thinker", thinker_dir), ("joint", unified_dir)):
@@ -204,7 +203,7 @@ def main() -> None:
             ("dense MiniLM + base SmolLM2 thinker", ["--systems", "dense,thinking", "--thinker", "smollm2"]),
             ("trained thinker", ["--systems", "thinking", "--thinker", str(thinker_dir)]),
         ]
-        if name.startswith("HotpotQA"):  # its corpus is small enough for a 135M LM embedder on a CPU
+        if name.startswith("HotpotQA") and args.unified_hotpotqa:  # 1,971 short paragraphs
             runs += [(f"unified {tag}", ["--systems", "dense", "--unified", spec, "--thinker", "none"]) for tag, spec in (("base", "smollm2"), ("trained", str(unified_dir)))]
         for label, extra in runs:
             res = run_eval(name, label, folder, queries + thinking + extra, args.work)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from o1_retriever.encoders.base import Encoder
 from o1_retriever.errors import ModelLoadError
-from o1_retriever.prompts import PROMPTS
+from o1_retriever.prompts import PROMPTS, ThoughtPrompt
 from o1_retriever.thinkers.base import Thinker
 
 if TYPE_CHECKING:
@@ -30,23 +30,27 @@ def build_models(config: "EmbedderConfig") -> tuple[Thinker | None, Encoder]:
     return build_thinker(config), build_encoder(config)
 
 
-def build_thinker(config: "EmbedderConfig") -> Thinker | None:
+def build_thinker(config: "EmbedderConfig", *, prompt: ThoughtPrompt | None = None, max_query_tokens: int | None = None) -> Thinker | None:
+    """The thinker a spec names. ``prompt`` overrides ``config.prompt`` and ``max_query_tokens``
+    the backend's limit (thought synthesis feeds few-shot prompts as the "query")."""
     spec = config.thinker
     if spec in ("", "none"):
         return None
+    prompt = prompt or _prompt(config)
+    limit = {"max_query_tokens": max_query_tokens} if max_query_tokens else {}
     if spec.startswith(("http://", "https://")):
         from o1_retriever.thinkers.openai import OpenAIThinker
 
         if not config.thinker_model:
             raise ModelLoadError("an OpenAI-compatible thinker URL needs --thinker-model (the model's name on that server)")
-        return OpenAIThinker(spec, config.thinker_model, prompt=_prompt(config), api_key_env=config.thinker_api_key_env, timeout=config.thinker_timeout)
+        return OpenAIThinker(spec, config.thinker_model, prompt=prompt, api_key_env=config.thinker_api_key_env, timeout=config.thinker_timeout)
     if spec.startswith("llamacpp:"):
         from o1_retriever.thinkers.llamacpp import LlamaCppThinker
 
-        return LlamaCppThinker(spec.removeprefix("llamacpp:"), prompt=_prompt(config))
+        return LlamaCppThinker(spec.removeprefix("llamacpp:"), prompt=prompt, **limit)
     from o1_retriever.thinkers.transformers import TransformersThinker
 
-    return TransformersThinker(spec, prompt=_prompt(config), device=config.device, dtype=config.thinker_dtype)
+    return TransformersThinker(spec, prompt=prompt, device=config.device, dtype=config.thinker_dtype, **limit)
 
 
 def build_encoder(config: "EmbedderConfig") -> Encoder:

@@ -118,3 +118,34 @@ def test_concurrent_callers_share_one_model_safely(llama):
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda i: (llama if i % 2 else other).think([QUERIES[i % 2]], 1, tiny), range(4)))
     assert got == [expected[i % 2] for i in range(4)]
+
+
+def test_synthesize_cli_with_the_llamacpp_generator(model_home, tmp_path):
+    """`o1-retriever synthesize --generator llamacpp:smollm2`: the fast CPU generator writes the
+    candidates, a committee (MiniLM + BM25) keeps one, rows are resumable."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from o1_retriever.cli import app
+
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {"query": "Mercury is liquid at room temperature.", "pos": ["Mercury is a metal that is liquid at standard conditions."], "neg": ["Bees dance."]},
+        {"query": "Honey bees communicate by dancing.", "pos": ["The waggle dance tells hive mates where flowers are."], "neg": ["Iron rusts."]},
+        {"query": "Statins lower LDL cholesterol.", "pos": ["Statins inhibit HMG-CoA reductase and reduce LDL."], "neg": ["The sky is blue."]},
+    ]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "thoughts.jsonl"
+    args = ["synthesize", str(pairs), "--out", str(out), "--generator", "llamacpp:smollm2", "--candidates", "2",
+            "--shots", "1", "--max-new-tokens", "12", "--voters", "minilm,bm25"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [w["query"] for w in written] == [r["query"] for r in rows]
+    for w in written:
+        assert len(w["all_thought"]) == 2 and w["thought"] in w["all_thought"]
+        assert len(w["votes"]) == 2 and "bm25" in w["votes"]  # one score list per voter
+        assert all(len(scores) == 2 for scores in w["votes"].values())
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "nothing to do" in again.output

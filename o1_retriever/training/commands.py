@@ -34,7 +34,7 @@ def synthesize_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output jsonl (appended; rerun to resume).")] = Path("thoughts.jsonl"),
     split: Annotated[str, typer.Option(help="BEIR qrels split.", rich_help_panel=_SYN)] = "train",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Use this many rows (a seeded sample).", rich_help_panel=_SYN)] = None,
-    generator: Annotated[str, typer.Option(help="Generator LLM: 'smollm2', a HF id/folder, or an OpenAI-compatible http(s)://.../v1 URL.", rich_help_panel=_SYN)] = "smollm2",
+    generator: Annotated[str, typer.Option(help="Generator LLM: 'smollm2', a HF id/folder, 'llamacpp:GGUF' (llamacpp:smollm2: fast on a CPU), or an OpenAI-compatible http(s)://.../v1 URL.", rich_help_panel=_SYN)] = "smollm2",
     generator_model: Annotated[Optional[str], typer.Option(help="Model name on an OpenAI-compatible server (key from $OPENAI_API_KEY).", rich_help_panel=_SYN)] = None,
     candidates: Annotated[int, typer.Option(min=1, help="Candidate thoughts per query.", rich_help_panel=_SYN)] = 3,
     shots: Annotated[int, typer.Option(min=0, help="Few-shot (query, positive) pairs from other rows.", rich_help_panel=_SYN)] = 3,
@@ -53,7 +53,7 @@ def synthesize_cmd(
     committee keeps the one closest to the positive passage."""
     from o1_retriever.embedder import EmbedderConfig
     from o1_retriever.errors import ModelLoadError
-    from o1_retriever.factory import build_encoder
+    from o1_retriever.factory import build_encoder, build_thinker
     from o1_retriever.thinkers.base import SamplingConfig
     from o1_retriever.training.committee import VOTE_MODES
     from o1_retriever.training.data import read_beir_corpus, read_pairs
@@ -74,16 +74,12 @@ def synthesize_cmd(
             miner = build_encoder(EmbedderConfig(encoder=mine_encoder, device=device))
         mine_hard_negatives(todo, corpus, miner, n=negatives)
     with err.status("loading the generator and the committee"):
-        if generator.startswith(("http://", "https://")):
-            from o1_retriever.thinkers.openai import OpenAIThinker
-
-            if not generator_model:
-                raise ModelLoadError("an OpenAI-compatible generator URL needs --generator-model")
-            thinker = OpenAIThinker(generator, generator_model, prompt=SYNTHESIS_PROMPT)
-        else:
-            from o1_retriever.thinkers.transformers import TransformersThinker
-
-            thinker = TransformersThinker(generator, prompt=SYNTHESIS_PROMPT, max_query_tokens=2048, device=device)
+        if generator in ("", "none"):
+            raise ModelLoadError("synthesis needs a --generator")
+        if generator.startswith(("http://", "https://")) and not generator_model:
+            raise ModelLoadError("an OpenAI-compatible generator URL needs --generator-model")
+        config = EmbedderConfig(thinker=generator, thinker_model=generator_model, device=device)
+        thinker = build_thinker(config, prompt=SYNTHESIS_PROMPT, max_query_tokens=2048)
         committee = build_committee(voters, vote, device)
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     try:
