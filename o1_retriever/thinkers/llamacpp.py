@@ -62,12 +62,12 @@ def load_llama(path: str | Path, n_threads: int | None = None, n_ctx: int = 2048
 class LlamaCppThinker(Thinker):
     """Thoughts from a GGUF model through llama.cpp.
 
-    For each query the prompt is evaluated once and the ``k`` samples reuse its KV cache:
-    llama-cpp-python keeps the evaluated tokens and, when the next prompt starts with them,
-    only drops the previous sample's tokens from the cache (``share_prefill=False`` re-evaluates
-    the prompt for every sample, which the benchmarks use to measure the difference).
-
-    Sample ``i`` of a query is seeded with ``seed + i``, so a query's thoughts do not depend on
+    The k samples of a query are decoded together: one llama.cpp batch holds one new token of
+    every live sample per step, in a second context on the loaded weights with one sequence
+    per sample in a unified KV cache. The prompt is evaluated once and its KV cells are shared
+    by the k sequences (``share_prefill=False`` evaluates it once per sample, which the
+    benchmarks use to measure the difference). Sample ``i`` of a query is seeded with
+    ``seed + i``; queries are decoded one after another, so a query's thoughts do not depend on
     the other queries of the call. One generation at a time per loaded model (a lock).
 
     Args:
@@ -187,14 +187,20 @@ class LlamaCppThinker(Thinker):
         with seed ``seed + i``; only the query's own k samples are ever in a batch, so its
         thoughts do not depend on the other queries of the call.
         """
-        import llama_cpp
-
         tokens, stop = self._prompt_tokens(query)
         cells = (len(tokens) if self.share_prefill else k * len(tokens)) + k * sampling.max_new_tokens
         if cells > self.n_ctx:
             raise ThinkerError(
                 f"prompt of {len(tokens)} tokens + {k} x {sampling.max_new_tokens} new ones exceed n_ctx={self.n_ctx}"
             )
+        try:
+            return self._decode(tokens, stop, k, sampling)
+        except RuntimeError as exc:  # llama_decode failures (e.g. no free KV cells)
+            raise ThinkerError(f"llama.cpp failed while thinking: {exc}") from exc
+
+    def _decode(self, tokens: list[int], stop: list[str], k: int, sampling: SamplingConfig) -> list[str]:
+        import llama_cpp
+
         ctx, batch = self._context(k)
         base = sampling.seed if sampling.seed is not None else random.randrange(2**31)
         samplers = [self._sampler(sampling, base + i) for i in range(k)]
