@@ -182,11 +182,12 @@ def main() -> None:
                   gradient_checkpointing=args.gradient_checkpointing, mixed_precision=args.mixed_precision, seed=args.seed)
     thinker_dir, unified_dir = args.work / "thinker", args.work / "unified"
     results: dict = {"stages": STAGES, "train_rows": len(synthesized)}
-    for mode, out in (("thinker", thinker_dir), ("joint", unified_dir)):
+
+    def trained(mode: str, out: Path) -> None:
         if (out / "o1_training.json").exists():
             print(f"reusing {out}", file=sys.stderr)
             results[f"train_{mode}"] = json.loads((out / "o1_training.json").read_text())["o1_retriever"]["losses"]
-            continue
+            return
         with stage(f"train {mode} ({len(synthesized)} rows)"):
             res = train(synthesized, out, TrainConfig(mode=mode, **common))
         results[f"train_{mode}"] = res.losses
@@ -196,15 +197,10 @@ def main() -> None:
 
     thinking = ["--thoughts", str(args.eval_thoughts), "--max-new-tokens", str(args.thought_tokens), "--temperature", "0.7", "--seed", str(args.seed)]
     datasets = [("SciFact test", args.data, args.eval_queries)] + ([("HotpotQA-200", args.hotpotqa, None)] if str(args.hotpotqa) not in ("", ".") else [])
-    rows_out: list[tuple[str, str, dict, str]] = []  # (dataset, label, system result, reference label)
-    for name, folder, n in datasets:
+    rows_out: list[tuple[str, str, dict, str]] = []  # (dataset, label, system result, query count)
+
+    def evaluate(name: str, folder: Path, n: int | None, runs: list[tuple[str, list[str]]]) -> None:
         queries = ["--queries", str(n)] if n else []
-        runs = [
-            ("dense MiniLM + base SmolLM2 thinker", ["--systems", "dense,thinking", "--thinker", "smollm2"]),
-            ("trained thinker", ["--systems", "thinking", "--thinker", str(thinker_dir)]),
-        ]
-        if name.startswith("HotpotQA") and args.unified_hotpotqa:  # 1,971 short paragraphs
-            runs += [(f"unified {tag}", ["--systems", "dense", "--unified", spec, "--thinker", "none"]) for tag, spec in (("base", "smollm2"), ("trained", str(unified_dir)))]
         for label, extra in runs:
             res = run_eval(name, label, folder, queries + thinking + extra, args.work)
             for sys_name, sys_res in res["systems"].items():
@@ -212,6 +208,19 @@ def main() -> None:
             results.setdefault("eval", {}).setdefault(name, {})[label] = {k: v for k, v in res.items() if k != "systems"} | {
                 "systems": {k: {m: v for m, v in r.items() if m != "per_query"} for k, r in res["systems"].items()}}
             save_partial()
+
+    # the main comparison first (thinker, then its evaluation), the unified model after
+    trained("thinker", thinker_dir)
+    for name, folder, n in datasets:
+        evaluate(name, folder, n, [
+            ("dense MiniLM + base SmolLM2 thinker", ["--systems", "dense,thinking", "--thinker", "smollm2"]),
+            ("trained thinker", ["--systems", "thinking", "--thinker", str(thinker_dir)]),
+        ])
+    trained("joint", unified_dir)
+    for name, folder, n in datasets:
+        if name.startswith("HotpotQA") and args.unified_hotpotqa:  # 1,971 short paragraphs
+            evaluate(name, folder, n, [(f"unified {tag}", ["--systems", "dense", "--unified", spec, "--thinker", "none"])
+                                       for tag, spec in (("base", "smollm2"), ("trained", str(unified_dir)))])
 
     unified_rows = unified_reduced_corpus(args, sampling, unified_dir)
     results["unified_reduced_scifact"] = unified_rows
