@@ -163,6 +163,8 @@ def search_cmd(
 ) -> None:
     """Think about QUERY, then search the collection."""
     check_query(query)  # before loading any model
+    if no_think:  # the plain baseline needs no thinker (a unified model still embeds the query)
+        config = dataclasses.replace(config, thinker="none")
     index = _index(collection, config, db, host, port, token)
     result = index.search(query, k=k, thinking=not no_think)
     if as_json:
