@@ -46,26 +46,22 @@ STAGES: list[dict] = []
 
 @contextmanager
 def stage(name: str):
-    """Wall time and peak RSS (sampled every 0.1 s with psutil) of one stage: this process's,
-    or an ``o1-retriever eval`` subprocess's while one runs."""
+    """Wall time and peak RSS (sampled every 0.1 s with psutil) of one stage: this process's
+    and, for the ``o1-retriever eval`` stages, the subprocess's own."""
     import psutil
 
     proc = psutil.Process()
-    peak = [proc.memory_info().rss]
+    peak = [proc.memory_info().rss, 0]  # [this process, largest child]
     stop = threading.Event()
-
-    def rss() -> int:
-        total = proc.memory_info().rss
-        for child in proc.children(recursive=True):
-            try:
-                total = max(total, child.memory_info().rss)
-            except psutil.Error:
-                pass
-        return total
 
     def sample():
         while not stop.wait(0.1):
-            peak[0] = max(peak[0], rss())
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            for child in proc.children(recursive=True):
+                try:
+                    peak[1] = max(peak[1], child.memory_info().rss)
+                except psutil.Error:
+                    pass
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
@@ -77,7 +73,10 @@ def stage(name: str):
         stop.set()
         t.join()
         peak[0] = max(peak[0], proc.memory_info().rss)
-        STAGES.append({"stage": name, "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak[0] / 2**20)})
+        record = {"stage": name, "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak[0] / 2**20)}
+        if peak[1]:
+            record["subprocess_peak_rss_mb"] = round(peak[1] / 2**20)
+        STAGES.append(record)
         print(f"   {STAGES[-1]}", file=sys.stderr, flush=True)
 
 
@@ -306,8 +305,9 @@ def report(rows_out, unified_rows: dict, args) -> None:
         print(f"target: trained unified thinking beats its no-thinking mode: {gain:+.1f} ({'met' if gain > 0 else 'not met'})")
     print(f"\n{'stage':78s} {'wall s':>8s} {'peak RSS MB':>12s}")
     for s in STAGES:
-        print(f"{s['stage']:78s} {s['seconds']:8.1f} {s['peak_rss_mb']:12d}")
-    print("(peak RSS of an eval stage is the o1-retriever eval subprocess's, or the benchmark's own if larger)")
+        rss = s.get("subprocess_peak_rss_mb", s["peak_rss_mb"])
+        print(f"{s['stage']:78s} {s['seconds']:8.1f} {rss:12d}")
+    print("(eval stages: the o1-retriever eval subprocess's peak; other stages: this process's, which keeps earlier stages' models)")
 
 
 if __name__ == "__main__":
