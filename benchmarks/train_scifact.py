@@ -121,6 +121,7 @@ def main() -> None:
     p.add_argument("--unified-queries", type=int, default=100, help="SciFact test queries of the reduced-corpus unified rows")
     p.add_argument("--unified-corpus", type=int, default=600, help="documents of the reduced SciFact corpus for the unified rows (0 = whole)")
     p.add_argument("--generator", default=None, help="thought generator for synthesis (default: llamacpp:smollm2 when available, else smollm2)")
+    p.add_argument("--generator-model", default=None, help="model name on an OpenAI-compatible --generator URL")
     p.add_argument("--candidates", type=int, default=3)
     p.add_argument("--shots", type=int, default=2)
     p.add_argument("--shot-words", type=int, default=60, help="words of each few-shot passage")
@@ -171,7 +172,7 @@ def main() -> None:
         generator_spec = args.generator or ("llamacpp:smollm2" if importlib.util.find_spec("llama_cpp") else "smollm2")
         with stage(f"synthesize ({len(rows) - done} queries x {args.candidates} thoughts, {generator_spec})"):
             # what `o1-retriever synthesize --generator SPEC` builds
-            generator = build_thinker(EmbedderConfig(thinker=generator_spec, device=args.device), prompt=SYNTHESIS_PROMPT, max_query_tokens=1024)
+            generator = build_thinker(EmbedderConfig(thinker=generator_spec, thinker_model=args.generator_model, device=args.device), prompt=SYNTHESIS_PROMPT, max_query_tokens=1024)
             stats = synthesize(rows, thoughts_file, generator, default_committee(device=args.device), candidates=args.candidates, shots=args.shots, shot_words=args.shot_words, sampling=sampling, batch_rows=8, seed=args.seed)
             print(f"   {stats}", file=sys.stderr)
     synthesized = read_synthesized(thoughts_file)
