@@ -49,6 +49,7 @@ def test_query_thinks_and_documents_do_not(embeddings, fast_embedder):
 def test_fields_build_the_core_config_and_bad_input_is_refused(fast_embedder):
     cfg = O1Embeddings(thoughts=2, max_new_tokens=8, aggregation="o1", cache="none").to_config()
     assert (cfg.thoughts, cfg.sampling.max_new_tokens, cfg.aggregation, cfg.cache) == (2, 8, "o1", "none")
+    assert cfg.thinker_dtype == "auto" and O1Embeddings(thinker_dtype="float32").to_config().thinker_dtype == "float32"
     with pytest.raises(ValueError, match="aggregation"):
         O1Embeddings(aggregation="median")
     with pytest.raises(InvalidQueryError):

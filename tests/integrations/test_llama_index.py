@@ -48,6 +48,7 @@ def test_query_embedding_thinks_text_embedding_does_not(embed_model, fast_embedd
     vector, thoughts = embed_model.get_query_embedding_with_thoughts(QUESTION)
     assert len(thoughts) == 1 and np.allclose(vector, query, atol=1e-6)
     assert O1Embedding(thoughts=2, max_new_tokens=8).to_config().thoughts == 2
+    assert O1Embedding(thinker_dtype="bfloat16").to_config().thinker_dtype == "bfloat16"
     with pytest.raises(ValueError, match="aggregation"):
         O1Embedding(aggregation="median")
 

@@ -48,6 +48,7 @@ class O1Embeddings(BaseModel, Embeddings):
     seed: Optional[int] = Field(0, description="Sampling seed (same query, same thoughts).")
     cache: Optional[str] = Field("default", description="Thought cache: 'default', a file path, or None/'none'.")
     device: Optional[str] = Field(None, description="cpu, cuda, ... (default: cuda when available).")
+    thinker_dtype: str = Field("auto", description="Precision of a transformers thinker: 'auto' (bfloat16 where the hardware computes it natively, else float32), 'float32', 'bfloat16', 'float16'.")
     strict: bool = Field(False, description="Raise when the thinker fails instead of falling back to the plain query.")
     thinking: bool = Field(True, description="False embeds queries without thoughts (the baseline).")
     embedder: Optional[ThinkingEmbedder] = Field(None, exclude=True, description="A ready ThinkingEmbedder; overrides the model fields.")
@@ -62,7 +63,7 @@ class O1Embeddings(BaseModel, Embeddings):
     def to_config(self) -> EmbedderConfig:
         """The :class:`o1_retriever.EmbedderConfig` these fields describe."""
         fields = ("thinker", "encoder", "model", "thinker_model", "prompt", "aggregation", "thoughts",
-                  "max_new_tokens", "temperature", "seed", "cache", "device", "strict")
+                  "max_new_tokens", "temperature", "seed", "cache", "device", "thinker_dtype", "strict")
         return EmbedderConfig.from_options(**{name: getattr(self, name) for name in fields})
 
     @property

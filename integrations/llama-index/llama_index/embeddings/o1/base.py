@@ -49,6 +49,7 @@ class O1Embedding(BaseEmbedding):
     seed: Optional[int] = Field(default=0, description="Sampling seed.")
     cache: Optional[str] = Field(default="default", description="Thought cache: 'default', a file path, or None/'none'.")
     device: Optional[str] = Field(default=None, description="cpu, cuda, ... (default: cuda when available).")
+    thinker_dtype: str = Field(default="auto", description="Precision of a transformers thinker: 'auto' (bfloat16 where the hardware computes it natively, else float32), 'float32', 'bfloat16', 'float16'.")
     strict: bool = Field(default=False, description="Raise when the thinker fails instead of falling back.")
     thinking: bool = Field(default=True, description="False embeds queries without thoughts (the baseline).")
 
@@ -71,7 +72,7 @@ class O1Embedding(BaseEmbedding):
     def to_config(self) -> EmbedderConfig:
         """The :class:`o1_retriever.EmbedderConfig` these fields describe."""
         fields = ("thinker", "encoder", "model", "thinker_model", "prompt", "aggregation", "thoughts",
-                  "max_new_tokens", "temperature", "seed", "cache", "device", "strict")
+                  "max_new_tokens", "temperature", "seed", "cache", "device", "thinker_dtype", "strict")
         return EmbedderConfig.from_options(**{name: getattr(self, name) for name in fields})
 
     @property
