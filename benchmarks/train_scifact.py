@@ -81,19 +81,17 @@ def stage(name: str):
 
 
 def ndcg10(qrels: dict[str, dict[str, int]], q_ids: list[str], q_vecs, doc_ids: list[str], d_vecs) -> float:
-    import ir_measures
+    """nDCG@10 of an exact inner-product search, scored by the evaluation package's metrics."""
     import numpy as np
 
+    from o1_retriever.evaluation.metrics import evaluate_run
+
     scores = q_vecs @ d_vecs.T
-    run = []
-    for qid, row in zip(q_ids, scores):
-        for j in np.argsort(-row)[:100]:
-            run.append(ir_measures.ScoredDoc(qid, doc_ids[j], float(row[j])))
-    judged = [ir_measures.Qrel(q, d, r) for q in q_ids for d, r in qrels[q].items()]
-    return float(ir_measures.calc_aggregate([ir_measures.nDCG @ 10], judged, run)[ir_measures.nDCG @ 10])
+    run = {qid: {doc_ids[j]: float(row[j]) for j in np.argsort(-row)[:100]} for qid, row in zip(q_ids, scores)}
+    return evaluate_run({q: qrels[q] for q in q_ids}, run)[0]["nDCG@10"]
 
 
-def load_eval_set(folder: Path, split: str, n_queries: int, corpus_size: int, extra_docs: set[str], seed: int):
+def load_eval_set(folder: Path, split: str, n_queries: int, corpus_size: int, seed: int):
     from o1_retriever.training.data import read_beir_corpus, read_beir_qrels, read_beir_queries
 
     qrels = read_beir_qrels(folder, split)
@@ -104,7 +102,7 @@ def load_eval_set(folder: Path, split: str, n_queries: int, corpus_size: int, ex
     if corpus_size <= 0:
         doc_ids = sorted(corpus)
     else:
-        keep = {d for q in q_ids for d in qrels[q] if d in corpus} | (extra_docs & corpus.keys())
+        keep = {d for q in q_ids for d in qrels[q] if d in corpus}
         rest = sorted(set(corpus) - keep)
         fill = random.Random(seed + 1).sample(rest, max(0, min(len(rest), corpus_size - len(keep))))
         doc_ids = sorted(keep | set(fill))
@@ -247,7 +245,7 @@ def unified_reduced_corpus(args, sampling, unified_dir: Path) -> dict:
     cached = args.work / "unified_reduced.json"
     if cached.exists():
         return json.loads(cached.read_text())
-    qrels, queries, q_ids, doc_ids, corpus = load_eval_set(args.data, "test", args.unified_queries, args.unified_corpus, set(), args.seed)
+    qrels, queries, q_ids, doc_ids, corpus = load_eval_set(args.data, "test", args.unified_queries, args.unified_corpus, args.seed)
     docs = [corpus[d] for d in doc_ids]
     out: dict = {"queries": len(q_ids), "documents": len(doc_ids), "ndcg10": {}}
     for label, model in (("base SmolLM2", "smollm2"), ("trained", str(unified_dir))):
