@@ -23,6 +23,7 @@ from o1_retriever.thinkers.base import SamplingConfig, Thinker, clean_thought
 log = logging.getLogger(__name__)
 
 _load_lock = threading.Lock()
+_OWN_CTX = 64
 
 
 def resolve_gguf(model: str) -> Path:
@@ -38,7 +39,7 @@ def resolve_gguf(model: str) -> Path:
 
 
 @lru_cache(maxsize=4)
-def _load(path: str, n_threads: int | None, n_ctx: int) -> Any:
+def _load(path: str, n_threads: int | None) -> Any:
     try:
         from llama_cpp import Llama
     except ImportError as exc:
@@ -47,16 +48,18 @@ def _load(path: str, n_threads: int | None, n_ctx: int) -> Any:
             "(it compiles llama.cpp, 5-10 minutes)"
         ) from exc
     try:
-        return Llama(model_path=path, n_threads=n_threads, n_ctx=n_ctx, verbose=False)
+        # the Llama object serves the weights, tokenizer and chat template; thoughts are decoded in
+        # each thinker's own multi-sequence context, so its own context stays minimal
+        return Llama(model_path=path, n_threads=n_threads, n_ctx=_OWN_CTX, verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelLoadError(f"llama.cpp cannot load {path!r} (is it a GGUF model?): {exc}") from exc
 
 
-def load_llama(path: str | Path, n_threads: int | None = None, n_ctx: int = 2048) -> Any:
-    """One ``Llama`` per (file, threads, context) per process; callers share it (with
+def load_llama(path: str | Path, n_threads: int | None = None) -> Any:
+    """One ``Llama`` per (file, threads) per process; callers share it (with
     :func:`o1_retriever.models.model_lock`, since a llama.cpp context is not thread-safe)."""
     with _load_lock:
-        return _load(str(path), n_threads, n_ctx)
+        return _load(str(path), n_threads)
 
 
 class LlamaCppThinker(Thinker):
@@ -94,7 +97,7 @@ class LlamaCppThinker(Thinker):
 
         self.path = resolve_gguf(model)
         self._name = "smollm2-gguf" if model == "smollm2" else self.path.name
-        self.llm = load_llama(self.path, n_threads, n_ctx)
+        self.llm = load_llama(self.path, n_threads)
         self.prompt = prompt
         self.n_ctx = n_ctx
         self.max_query_tokens = max_query_tokens
