@@ -144,7 +144,7 @@ def main() -> None:
     from o1_retriever.evaluation.retrieval import DocumentStore
     from o1_retriever.encoders.sentence_transformers import SentenceTransformerEncoder
     from o1_retriever.factory import build_thinker
-    from o1_retriever.training.committee import default_committee
+    from o1_retriever.training.committee import build_committee
     from o1_retriever.training.data import read_beir_corpus, read_pairs
     from o1_retriever.training.mining import mine_hard_negatives
     from o1_retriever.training.synthesis import SYNTHESIS_PROMPT, read_synthesized, synthesize
@@ -171,7 +171,7 @@ def main() -> None:
         with stage(f"synthesize ({len(rows) - done} queries x {args.candidates} thoughts, {generator_spec})"):
             # what `o1-retriever synthesize --generator SPEC` builds
             generator = build_thinker(EmbedderConfig(thinker=generator_spec, thinker_model=args.generator_model, device=args.device), prompt=SYNTHESIS_PROMPT, max_query_tokens=1024)
-            stats = synthesize(rows, thoughts_file, generator, default_committee(device=args.device), candidates=args.candidates, shots=args.shots, shot_words=args.shot_words, sampling=sampling, batch_rows=8, seed=args.seed)
+            stats = synthesize(rows, thoughts_file, generator, build_committee(device=args.device), candidates=args.candidates, shots=args.shots, shot_words=args.shot_words, sampling=sampling, batch_rows=8, seed=args.seed)
             print(f"   {stats}", file=sys.stderr)
     synthesized = read_synthesized(thoughts_file)
 

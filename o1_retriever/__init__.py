@@ -6,7 +6,8 @@ The core imports no RAG framework; adapters for LangChain and LlamaIndex live in
 
 from o1_retriever.aggregation import Aggregation
 from o1_retriever.cache import ThoughtCache
-from o1_retriever.embedder import EmbedderConfig, QueryEmbedding, ThinkingEmbedder
+from o1_retriever.config import EmbedderConfig
+from o1_retriever.embedder import QueryEmbedding, ThinkingEmbedder
 from o1_retriever.errors import (
     CollectionError,
     EmbedderMismatchError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence, overload, Literal
 
@@ -13,61 +13,16 @@ import numpy as np
 
 from o1_retriever.aggregation import Aggregation, mean_vector, query_texts
 from o1_retriever.cache import ThoughtCache, cache_key
+from o1_retriever.config import EmbedderConfig
 from o1_retriever.encoders.base import Encoder
 from o1_retriever.errors import InvalidQueryError, ThinkerError, check_query, is_valid_unicode
+from o1_retriever.factory import build_models
 from o1_retriever.thinkers.base import SamplingConfig, Thinker
 
 log = logging.getLogger(__name__)
 
 _AUTO_PROGRESS = 512  # document batches at least this long show a progress bar by default
 _VECTOR_LRU_SIZE = 4096  # query vectors kept in memory (a few MB at 384 dimensions)
-
-
-@dataclass
-class EmbedderConfig:
-    """Everything that decides how an embedder is built; the CLI, notebooks and adapters
-    all build their embedder from one of these.
-
-    Model specs:
-        thinker: ``"smollm2"`` (offline default), a Hugging Face id or folder, ``"llamacpp:PATH"``
-            (a GGUF; ``llamacpp:smollm2`` for the offline one), or an ``http(s)://.../v1`` URL of
-            an OpenAI-compatible server with ``thinker_model`` naming the model there.
-        encoder: ``"minilm"`` (offline default), any sentence-transformers id or folder, or
-            ``"last-token:SPEC"`` for last-token pooling of a causal LM.
-        model: a unified O1 model (thinks and embeds); replaces thinker and encoder.
-    """
-
-    thinker: str = "smollm2"
-    encoder: str = "minilm"
-    model: str | None = None
-    thinker_model: str | None = None
-    thinker_api_key_env: str = "OPENAI_API_KEY"
-    thinker_timeout: float = 60.0  # seconds per request to an OpenAI-compatible thinker
-    thinker_dtype: str = "auto"  # transformers thinkers: auto | float32 | bfloat16 | float16
-    prompt: str = "passage"
-    aggregation: str = "o1+query"
-    thoughts: int = 3
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    cache: str | None = "default"
-    device: str | None = None
-    strict: bool = False
-
-    @classmethod
-    def from_options(cls, **options: Any) -> "EmbedderConfig":
-        """Build from flat options, as command lines and framework adapters hold them:
-        ``max_new_tokens``, ``temperature``, ``top_p`` and ``seed`` go into ``sampling``."""
-        names = ("max_new_tokens", "temperature", "top_p", "seed")
-        sampling = {n: options.pop(n) for n in names if n in options}
-        return cls(sampling=SamplingConfig(**sampling), **options)
-
-    def cache_path(self) -> Path | None:
-        if self.cache in (None, "", "none"):
-            return None
-        if self.cache == "default":
-            from o1_retriever.models import home
-
-            return home() / "thoughts.sqlite"
-        return Path(self.cache)
 
 
 @dataclass
@@ -137,8 +92,6 @@ class ThinkingEmbedder:
     def from_config(cls, config: EmbedderConfig | None = None, **overrides: Any) -> "ThinkingEmbedder":
         """Build from an :class:`EmbedderConfig` (defaults: the offline models)."""
         config = replace(config or EmbedderConfig(), **overrides)
-        from o1_retriever.factory import build_models
-
         thinker, encoder = build_models(config)
         path = config.cache_path()
         return cls(

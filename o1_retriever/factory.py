@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from o1_retriever.config import EmbedderConfig
 from o1_retriever.encoders.base import Encoder
 from o1_retriever.errors import ModelLoadError
 from o1_retriever.prompts import PROMPTS, ThoughtPrompt
 from o1_retriever.thinkers.base import Thinker
 
-if TYPE_CHECKING:
-    from o1_retriever.embedder import EmbedderConfig
 
-
-def _prompt(config: "EmbedderConfig"):
+def _prompt(config: EmbedderConfig):
     try:
         return PROMPTS[config.prompt]
     except KeyError:
         raise ModelLoadError(f"unknown prompt {config.prompt!r}; choose one of {', '.join(PROMPTS)}") from None
 
 
-def build_models(config: "EmbedderConfig") -> tuple[Thinker | None, Encoder]:
+def build_models(config: EmbedderConfig) -> tuple[Thinker | None, Encoder]:
     """(thinker, encoder) for a config; a unified model plays both roles with one loaded LM."""
     if config.model:
         from o1_retriever.unified import UnifiedModel
@@ -30,7 +26,7 @@ def build_models(config: "EmbedderConfig") -> tuple[Thinker | None, Encoder]:
     return build_thinker(config), build_encoder(config)
 
 
-def build_thinker(config: "EmbedderConfig", *, prompt: ThoughtPrompt | None = None, max_query_tokens: int | None = None) -> Thinker | None:
+def build_thinker(config: EmbedderConfig, *, prompt: ThoughtPrompt | None = None, max_query_tokens: int | None = None) -> Thinker | None:
     """The thinker a spec names. ``prompt`` overrides ``config.prompt`` and ``max_query_tokens``
     the backend's limit (thought synthesis feeds few-shot prompts as the "query")."""
     spec = config.thinker
@@ -53,7 +49,7 @@ def build_thinker(config: "EmbedderConfig", *, prompt: ThoughtPrompt | None = No
     return TransformersThinker(spec, prompt=prompt, device=config.device, dtype=config.thinker_dtype, **limit)
 
 
-def build_encoder(config: "EmbedderConfig") -> Encoder:
+def build_encoder(config: EmbedderConfig) -> Encoder:
     spec = config.encoder
     if spec.startswith("last-token:"):
         from o1_retriever.encoders.last_token import LastTokenEncoder

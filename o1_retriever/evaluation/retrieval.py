@@ -27,7 +27,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from o1_retriever.embedder import EmbedderConfig, ThinkingEmbedder
+from o1_retriever.config import EmbedderConfig
+from o1_retriever.embedder import ThinkingEmbedder
 from o1_retriever.errors import O1RetrieverError
 from o1_retriever.evaluation.beir import BeirDataset
 from o1_retriever.evaluation.metrics import evaluate_run

@@ -117,16 +117,20 @@ class Committee:
             row.votes = {name: [round(float(x), 5) for x in s] for name, s in scores.items()}
 
 
-def default_committee(mode: str = "soft", *, device: str | None = None) -> Committee:
-    """The offline committee: MiniLM and last-token SmolLM2 (two dense voters) plus BM25."""
-    from o1_retriever.encoders.last_token import LastTokenEncoder
-    from o1_retriever.encoders.sentence_transformers import SentenceTransformerEncoder
+DEFAULT_VOTERS = "minilm,last-token:smollm2,bm25"
 
-    return Committee(
-        [
-            DenseVoter(SentenceTransformerEncoder("minilm", device=device)),
-            DenseVoter(LastTokenEncoder("smollm2", device=device, max_document_tokens=256)),
-            BM25Voter(),
-        ],
-        mode=mode,
-    )
+
+def build_committee(voters: str = DEFAULT_VOTERS, mode: str = "soft", *, device: str | None = None) -> Committee:
+    """A committee from a comma list of voters: ``bm25``, ``minilm``, any sentence-transformers
+    id, or ``last-token:SPEC`` (dense voters are built by the core's encoder factory). The
+    default is the offline committee: MiniLM and last-token SmolLM2 (two dense voters) plus BM25."""
+    from o1_retriever.config import EmbedderConfig
+    from o1_retriever.errors import ModelLoadError
+    from o1_retriever.factory import build_encoder
+
+    built: list[Voter] = []
+    for spec in (v.strip() for v in voters.split(",") if v.strip()):
+        built.append(BM25Voter() if spec == "bm25" else DenseVoter(build_encoder(EmbedderConfig(encoder=spec, device=device))))
+    if not built:
+        raise ModelLoadError("--voters names no voter")
+    return Committee(built, mode=mode)

@@ -1,31 +1,14 @@
-"""CLI: ``o1-retriever synthesize`` and ``o1-retriever train``."""
-
+"""``o1-retriever synthesize`` and ``o1-retriever train``."""
 
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from o1_retriever.cli import command, err
+from o1_retriever.cli.app import command, err
 
 _SYN = "Synthesis"
 _TRAIN = "Training"
-
-
-def build_committee(voters: str, mode: str, device: str | None):
-    """Voters from a comma list: ``bm25``, ``minilm``, any sentence-transformers id, or
-    ``last-token:SPEC`` (built by the core's encoder factory)."""
-    from o1_retriever.embedder import EmbedderConfig
-    from o1_retriever.errors import ModelLoadError
-    from o1_retriever.factory import build_encoder
-    from o1_retriever.training.committee import BM25Voter, Committee, DenseVoter
-
-    built = []
-    for spec in (v.strip() for v in voters.split(",") if v.strip()):
-        built.append(BM25Voter() if spec == "bm25" else DenseVoter(build_encoder(EmbedderConfig(encoder=spec, device=device))))
-    if not built:
-        raise ModelLoadError("--voters names no voter")
-    return Committee(built, mode=mode)
 
 
 @command(name="synthesize", models=False)
@@ -51,11 +34,11 @@ def synthesize_cmd(
 ) -> None:
     """Exploration-Refinement: a generator writes candidate thoughts per query, a retrieval
     committee keeps the one closest to the positive passage."""
-    from o1_retriever.embedder import EmbedderConfig
+    from o1_retriever.config import EmbedderConfig
     from o1_retriever.errors import ModelLoadError
     from o1_retriever.factory import build_encoder, build_thinker
     from o1_retriever.thinkers.base import SamplingConfig
-    from o1_retriever.training.committee import VOTE_MODES
+    from o1_retriever.training.committee import VOTE_MODES, build_committee
     from o1_retriever.training.data import read_beir_corpus, read_pairs
     from o1_retriever.training.mining import mine_hard_negatives
     from o1_retriever.training.synthesis import SYNTHESIS_PROMPT, done_ids, synthesize
@@ -80,7 +63,7 @@ def synthesize_cmd(
             raise ModelLoadError("an OpenAI-compatible generator URL needs --generator-model")
         config = EmbedderConfig(thinker=generator, thinker_model=generator_model, device=device)
         thinker = build_thinker(config, prompt=SYNTHESIS_PROMPT, max_query_tokens=2048)
-        committee = build_committee(voters, vote, device)
+        committee = build_committee(voters, vote, device=device)
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     try:
         stats = synthesize(rows, out, thinker, committee, candidates=candidates, shots=shots, shot_words=shot_words, sampling=sampling, batch_rows=batch, seed=seed)

@@ -1,14 +1,13 @@
-"""``o1-retriever eval`` and ``o1-retriever rag-eval`` (registered with the CLI's ``command``
-decorator; heavy imports stay inside the functions so ``--help`` is fast)."""
-
+"""``o1-retriever eval`` and ``o1-retriever rag-eval`` (heavy imports stay inside the functions
+so ``--help`` is fast)."""
 
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from o1_retriever.cli import command, err, out
-from o1_retriever.embedder import EmbedderConfig
+from o1_retriever.cli.app import command, err, out
+from o1_retriever.config import EmbedderConfig
 
 Dataset = Annotated[Path, typer.Argument(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")]
 Split = Annotated[str, typer.Option("--split", help="qrels split to evaluate.")]
