@@ -46,9 +46,11 @@ _MODEL_OPTIONS: list[inspect.Parameter] = [
 _MODEL_NAMES = [p.name for p in _MODEL_OPTIONS]
 
 
-def command(*, models: bool = True, **kwargs: Any) -> Callable:
-    """Register a command; with ``models`` it gains the shared model options and receives an
-    ``EmbedderConfig`` as ``config``. Errors of this package print one line and exit 2."""
+def command(*, models: bool = True, group: typer.Typer | None = None, **kwargs: Any) -> Callable:
+    """Register a command on the app (or on a sub-command ``group``, a ``typer.Typer`` added to
+    the app with ``app.add_typer``); with ``models`` it gains the shared model options and
+    receives an ``EmbedderConfig`` as ``config``. Errors of this package print one line and
+    exit 2."""
 
     def decorate(fn: Callable) -> Callable:
         sig = inspect.signature(fn)
@@ -70,7 +72,7 @@ def command(*, models: bool = True, **kwargs: Any) -> Callable:
             params += _MODEL_OPTIONS
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        return app.command(**kwargs)(wrapper)
+        return (group or app).command(**kwargs)(wrapper)
 
     return decorate
 
