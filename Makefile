@@ -6,12 +6,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # A CPU build that these machines hold on disk; any torch>=2.4 works (pip may pick CUDA elsewhere).
 TORCH ?= torch==2.13.0
-EXTRAS ?= eval,train,langchain,llamaindex,notebooks,server,test
+EXTRAS ?= eval,train,langchain,llamaindex,notebooks,server,test,docs,release
 
 .PHONY: install demo test clean
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml $(wildcard integrations/*/pyproject.toml)
+# the versions live in the packages' __init__.py files (pyproject.toml reads them)
+$(VENV)/.installed: pyproject.toml o1_retriever/__init__.py $(wildcard integrations/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, so the resolver finds it satisfied and never pulls another build

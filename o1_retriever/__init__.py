@@ -22,7 +22,7 @@ from o1_retriever.prompts import ThoughtPrompt
 from o1_retriever.thinkers.base import SamplingConfig, Thinker
 from o1_retriever.encoders.base import Encoder
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it)
 
 __all__ = [
     "Aggregation",

@@ -1,5 +1,5 @@
-"""llama-index-o1 on real Chroma with the real offline models: embedding, retriever, query
-transform, and the README's RetrieverQueryEngine with SmolLM2."""
+"""llama-index-embeddings-o1 and llama-index-retrievers-o1 on real Chroma with the real offline
+models: embedding, retriever, query transform, and the docs' RetrieverQueryEngine with SmolLM2."""
 
 from __future__ import annotations
 

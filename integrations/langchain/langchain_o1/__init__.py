@@ -6,6 +6,8 @@
   each ``Document``'s metadata.
 """
 
+__version__ = "0.2.0"  # the one place this distribution's version is written (pyproject reads it)
+
 from langchain_o1.embeddings import O1Embeddings
 from langchain_o1.retrievers import O1Retriever
 
