@@ -1,6 +1,31 @@
 """Chroma-backed index and document sources."""
 
-from o1_retriever.index.chroma import ChromaIndex, Hit, IndexStats, SearchResult, make_client
-from o1_retriever.index.sources import Document, SourceReport, chunk_text, read_source
+from o1_retriever.index.chroma import (
+    ChromaIndex,
+    CollectionInfo,
+    Hit,
+    IndexStats,
+    SearchResult,
+    collection_info,
+    collection_names,
+    make_client,
+    open_collection,
+)
+from o1_retriever.index.sources import Document, SourceReport, chunk_text, read_source, source_id
 
-__all__ = ["ChromaIndex", "Document", "Hit", "IndexStats", "SearchResult", "SourceReport", "chunk_text", "make_client", "read_source"]
+__all__ = [
+    "ChromaIndex",
+    "CollectionInfo",
+    "Document",
+    "Hit",
+    "IndexStats",
+    "SearchResult",
+    "SourceReport",
+    "chunk_text",
+    "collection_info",
+    "collection_names",
+    "make_client",
+    "open_collection",
+    "read_source",
+    "source_id",
+]

@@ -9,10 +9,19 @@
 * Indexing upserts by id in batches under Chroma's maximum and skips documents whose stored
   content hash matches, so a rerun (or a rerun after an interruption) leaves every document
   exactly once and only embeds what is missing or changed.
+* Each chunk records the source it came from (``o1_source``). Syncing a source writes its
+  chunks first and only then removes the chunks of that source that it no longer holds, so a
+  kill at any moment leaves every chunk in its old or its new version and a rerun converges.
+  Ids another source holds are refused, never overwritten.
+* Opening for reading (``create=False``) never creates, adopts or changes anything; a missing
+  collection is a :class:`CollectionError` naming the ones that exist.
+* Against a server, idempotent calls (get, query, count, upsert and delete by id) are retried
+  with exponential backoff while the server is unreachable, then raise :class:`ServerError`.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -29,7 +38,13 @@ log = logging.getLogger(__name__)
 
 FINGERPRINT_KEY = "o1_fingerprint"
 HASH_KEY = "o1_hash"
+SOURCE_KEY = "o1_source"
 TOKEN_ENV = "CHROMA_AUTH_TOKEN"
+#: retries of an idempotent call while a Chroma server is unreachable; the waits between tries
+#: double from RETRY_BACKOFF seconds up to RETRY_MAX_WAIT (6 retries: about 12 s in all)
+SERVER_RETRIES = 6
+RETRY_BACKOFF = 0.25
+RETRY_MAX_WAIT = 4.0
 
 
 @dataclass
@@ -62,10 +77,38 @@ class SearchResult:
 
 @dataclass
 class IndexStats:
+    """What one :meth:`ChromaIndex.add` did: documents read, embedded and written, left as they
+    were, removed as stale (``sync=True``), and repeated ids skipped."""
+
     seen: int = 0
     written: int = 0
     unchanged: int = 0
+    removed: int = 0
     duplicates: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CollectionInfo:
+    """A collection as ``o1-retriever collections`` shows it: ``sources`` maps each recorded
+    source to its chunk count; ``unsourced`` counts chunks written without one (before sources
+    were recorded, or by another tool)."""
+
+    name: str
+    count: int
+    fingerprint: dict[str, Any] | None
+    space: str
+    sources: dict[str, int]
+    unsourced: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "count": self.count,
+            "fingerprint": self.fingerprint,
+            "space": self.space,
+            "sources": self.sources,
+            "unsourced": self.unsourced,
+        }
 
 
 def content_hash(doc: Document) -> str:
@@ -74,9 +117,19 @@ def content_hash(doc: Document) -> str:
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def make_client(path: str | Path | None = None, host: str | None = None, port: int = 8000, auth_token: str | None = None) -> Any:
+def make_client(
+    path: str | Path | None = None,
+    host: str | None = None,
+    port: int = 8000,
+    auth_token: str | None = None,
+    *,
+    create: bool = True,
+    retries: int = SERVER_RETRIES,
+) -> Any:
     """A Chroma client: embedded at ``path`` (default ``$O1_RETRIEVER_HOME/chroma``), or HTTP to
-    ``host:port``. The token comes from ``auth_token`` or ``$CHROMA_AUTH_TOKEN``."""
+    ``host:port``. The token comes from ``auth_token`` or ``$CHROMA_AUTH_TOKEN``. With
+    ``create=False`` (reading) a missing embedded database is a :class:`CollectionError` and no
+    folder is made."""
     import chromadb
     from chromadb.config import Settings
 
@@ -90,17 +143,51 @@ def make_client(path: str | Path | None = None, host: str | None = None, port: i
                 chroma_client_auth_credentials=token,
             )
         try:  # the client checks the server (and our credentials) while it is built
-            return chromadb.HttpClient(host=host, port=port, settings=settings)
+            return with_retries(lambda: chromadb.HttpClient(host=host, port=port, settings=settings), retries, f"{host}:{port}")
         except Exception as exc:
-            raise _server_error(exc, host, port, token) from None
+            raise _server_error(exc, host, port, token, retries) from None
     from o1_retriever.models import home
 
     path = Path(path).expanduser() if path else home() / "chroma"
+    if not create and not (path / "chroma.sqlite3").is_file():
+        raise CollectionError(f"no Chroma database at {path}: nothing has been indexed there (`o1-retriever index` creates it)")
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
 
 
-def _server_error(exc: Exception, host: str, port: int, token: str | None) -> Exception:
+def _transient(exc: BaseException) -> bool:
+    """A failure that retrying may heal: the server is down, restarting or dropped the
+    connection (chromadb's HttpClient raises httpx transport errors then, or a ValueError
+    "Could not connect ..." while it is being built)."""
+    import httpx
+
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, ValueError) and str(exc).startswith("Could not connect")
+
+
+def with_retries(call: Any, retries: int, server: str) -> Any:
+    """``call()``, retried ``retries`` times with exponential backoff while it fails with a
+    :func:`transient` server error (the last one is raised as is). Only for idempotent calls."""
+    import tenacity
+
+    def warn(state: tenacity.RetryCallState) -> None:
+        log.warning(
+            "Chroma server %s: %s; retrying in %.2fs (attempt %d of %d)",
+            server, state.outcome.exception(), state.next_action.sleep, state.attempt_number + 1, retries + 1,
+        )
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_transient),
+        stop=tenacity.stop_after_attempt(retries + 1),
+        wait=tenacity.wait_exponential(multiplier=RETRY_BACKOFF, max=RETRY_MAX_WAIT),
+        before_sleep=warn,
+        reraise=True,
+    )
+    return retrying(call)
+
+
+def _server_error(exc: Exception, host: str, port: int, token: str | None, retries: int = 0) -> Exception:
     """A one-line error for a Chroma server that refused us or cannot be reached; the token
     itself never appears in it."""
     from chromadb.errors import ChromaAuthError
@@ -108,22 +195,114 @@ def _server_error(exc: Exception, host: str, port: int, token: str | None) -> Ex
     if isinstance(exc, ChromaAuthError):
         given = "the token was refused" if token else f"no token was given (--token or ${TOKEN_ENV})"
         return ServerError(f"Chroma server {host}:{port} refused the request ({exc}): {given}")
-    if isinstance(exc, (ValueError, ConnectionError, OSError)) or "connect" in str(exc).lower():
-        return ServerError(f"cannot reach a Chroma server at {host}:{port}: {exc}")
+    if _transient(exc) or isinstance(exc, (ConnectionError, OSError)):
+        tries = f" ({retries + 1} attempts)" if retries else ""
+        return ServerError(f"cannot reach a Chroma server at {host}:{port}{tries}: {exc}")
     return exc
+
+
+def _server_of(client: Any) -> tuple[str, int] | None:
+    """``(host, port)`` of an HTTP client, ``None`` for an embedded one."""
+    settings = client.get_settings() if hasattr(client, "get_settings") else None
+    if settings is None or "fastapi" not in str(settings.chroma_api_impl).lower():
+        return None
+    return str(settings.chroma_server_host), int(settings.chroma_server_http_port or 8000)
+
+
+def _where(client: Any) -> str:
+    """Where a client's collections live, for messages."""
+    server = _server_of(client)
+    if server:
+        return f"the Chroma server at {server[0]}:{server[1]}"
+    settings = client.get_settings() if hasattr(client, "get_settings") else None
+    return str(getattr(settings, "persist_directory", None) or "this Chroma client")
+
+
+def chroma_call(client: Any, call: Any, retries: int = SERVER_RETRIES) -> Any:
+    """``call()`` against ``client``: retried while a server is unreachable, then a
+    :class:`ServerError` (so is a refused token); other Chroma errors pass through."""
+    import chromadb.errors
+
+    server = _server_of(client)
+    if server is None:
+        return call()
+    try:
+        return with_retries(call, retries, f"{server[0]}:{server[1]}")
+    except chromadb.errors.ChromaAuthError as exc:
+        token = client.get_settings().chroma_client_auth_credentials  # only whether one was given
+        raise _server_error(exc, *server, token) from None
+    except Exception as exc:
+        if _transient(exc):
+            raise _server_error(exc, *server, None, retries) from None
+        raise
+
+
+def collection_names(client: Any, retries: int = SERVER_RETRIES) -> list[str]:
+    """Names of the collections behind ``client``, sorted."""
+    found = chroma_call(client, client.list_collections, retries)
+    return sorted(c if isinstance(c, str) else c.name for c in found)
+
+
+def open_collection(client: Any, name: str, retries: int = SERVER_RETRIES) -> Any:
+    """The collection ``name`` if it exists; never creates one. A missing one is a
+    :class:`CollectionError` naming those that exist and the closest name."""
+    import chromadb.errors
+
+    try:
+        return chroma_call(client, lambda: client.get_collection(name, embedding_function=None), retries)
+    except (chromadb.errors.NotFoundError, chromadb.errors.InvalidArgumentError):
+        names = collection_names(client, retries)
+    where = _where(client)
+    if not names:
+        raise CollectionError(f"no collection {name!r} in {where}, which holds none yet (`o1-retriever index` creates one)") from None
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise CollectionError(f"no collection {name!r} in {where} (it holds: {', '.join(names)}){hint}") from None
+
+
+def collection_info(collection: Any, retries: int = SERVER_RETRIES, page: int = 5000) -> CollectionInfo:
+    """Count, encoder fingerprint, space and chunks per recorded source of a collection (reads
+    the metadata of every chunk, ``page`` at a time)."""
+    client = getattr(collection, "_client", None)
+    call = (lambda fn: chroma_call(client, fn, retries)) if client is not None else (lambda fn: fn())
+    count = call(collection.count)
+    sources: dict[str, int] = {}
+    unsourced = 0
+    for offset in range(0, count, page):
+        got = call(lambda: collection.get(include=["metadatas"], limit=page, offset=offset))
+        for meta in got["metadatas"] or []:
+            source = (meta or {}).get(SOURCE_KEY)
+            if source is None:
+                unsourced += 1
+            else:
+                sources[str(source)] = sources.get(str(source), 0) + 1
+    raw = (collection.metadata or {}).get(FINGERPRINT_KEY)
+    try:
+        fingerprint = json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        fingerprint = {"raw": raw}
+    return CollectionInfo(collection.name, count, fingerprint, _space(collection), dict(sorted(sources.items())), unsourced)
 
 
 class ChromaIndex:
     """Index and search one Chroma collection with a :class:`ThinkingEmbedder`.
 
+    ``create=True`` (the default, for indexing) creates the collection when it is missing;
+    ``create=False`` (for searching) opens an existing one and changes nothing, a missing one
+    is a :class:`CollectionError` naming the collections that exist.
+
     Example::
 
         from o1_retriever import ThinkingEmbedder
-        from o1_retriever.index import ChromaIndex, read_source
+        from o1_retriever.index import ChromaIndex, read_source, source_id
 
-        index = ChromaIndex("my-docs", ThinkingEmbedder.from_config())
-        index.add(read_source("docs/"))
-        result = index.search("how do I rotate the keys?", k=5)
+        embedder = ThinkingEmbedder.from_config()
+        index = ChromaIndex("my-docs", embedder)
+        stats = index.add(read_source("docs/"), source=source_id("docs/"), sync=True)
+        print(stats.written, stats.unchanged, stats.removed)
+
+        reader = ChromaIndex("my-docs", embedder, create=False)
+        result = reader.search("how do I rotate the keys?", k=5)
         print(result.thoughts, [(h.id, h.score) for h in result.hits])
     """
 
@@ -137,51 +316,60 @@ class ChromaIndex:
         port: int = 8000,
         auth_token: str | None = None,
         client: Any = None,
+        create: bool = True,
+        retries: int = SERVER_RETRIES,
     ) -> None:
         import chromadb.errors
 
         self.embedder = embedder
-        self.client = client if client is not None else make_client(path, host, port, auth_token)
+        self.retries = retries
+        self.client = client if client is not None else make_client(path, host, port, auth_token, create=create, retries=retries)
         self.name = collection
         fingerprint = json.dumps(embedder.fingerprint(), sort_keys=True)
-        try:
-            self.collection = self.client.get_or_create_collection(
-                collection,
-                metadata={"hnsw:space": "cosine", FINGERPRINT_KEY: fingerprint},
-                embedding_function=None,
-            )
-        except chromadb.errors.ChromaAuthError as exc:
-            raise _server_error(exc, host or "?", port, auth_token or os.environ.get(TOKEN_ENV)) from None
-        except (chromadb.errors.InvalidArgumentError, ValueError) as exc:
-            raise CollectionError(
-                f"Chroma rejected the collection name {collection!r}: names are 3-512 characters of "
-                f"[a-zA-Z0-9._-], starting and ending with a letter or digit ({exc})"
-            ) from None
-        self._check_fingerprint(fingerprint)
+        if not create:
+            self.collection = open_collection(self.client, collection, retries)
+        else:
+            try:
+                self.collection = chroma_call(
+                    self.client,
+                    lambda: self.client.get_or_create_collection(
+                        collection, metadata={"hnsw:space": "cosine", FINGERPRINT_KEY: fingerprint}, embedding_function=None
+                    ),
+                    retries,
+                )
+            except (chromadb.errors.InvalidArgumentError, ValueError) as exc:
+                raise CollectionError(
+                    f"Chroma rejected the collection name {collection!r}: names are 3-512 characters of "
+                    f"[a-zA-Z0-9._-], starting and ending with a letter or digit ({exc})"
+                ) from None
+        self._check_fingerprint(fingerprint, adopt=create)
         self.space = _space(self.collection)
 
     @classmethod
-    def from_collection(cls, collection: Any, embedder: ThinkingEmbedder) -> "ChromaIndex":
+    def from_collection(cls, collection: Any, embedder: ThinkingEmbedder, *, retries: int = SERVER_RETRIES) -> "ChromaIndex":
         """Wrap a Chroma collection object that already exists, such as the one behind
         ``langchain_chroma.Chroma`` or LlamaIndex's ``ChromaVectorStore`` (same checks as
-        the constructor: fingerprint if recorded, space read from the collection)."""
+        opening for reading: fingerprint if recorded, space read from the collection; nothing
+        is written to it)."""
         self = cls.__new__(cls)
         self.embedder = embedder
+        self.retries = retries
         self.client = getattr(collection, "_client", None)
         self.name = collection.name
         self.collection = collection
-        self._check_fingerprint(json.dumps(embedder.fingerprint(), sort_keys=True))
+        self._check_fingerprint(json.dumps(embedder.fingerprint(), sort_keys=True), adopt=False)
         self.space = _space(collection)
         return self
 
-    def _check_fingerprint(self, ours: str) -> None:
+    def _check_fingerprint(self, ours: str, *, adopt: bool) -> None:
         meta = self.collection.metadata or {}
         theirs = meta.get(FINGERPRINT_KEY)
         if theirs is None:
-            # Made by someone else (langchain_chroma, by hand): adopt it if empty, otherwise
-            # the dimension check on first use is all we can do.
-            if self.collection.count() == 0:
-                self.collection.modify(metadata={**{k: v for k, v in meta.items() if not k.startswith("hnsw:")}, FINGERPRINT_KEY: ours})
+            # Made by someone else (langchain_chroma, by hand): a writer adopts it if empty;
+            # otherwise the dimension check on first use is all we can do.
+            if adopt and self.count() == 0:
+                new_meta = {**{k: v for k, v in meta.items() if not k.startswith("hnsw:")}, FINGERPRINT_KEY: ours}
+                self._call(lambda: self.collection.modify(metadata=new_meta))
             return
         if theirs != ours:
             raise EmbedderMismatchError(
@@ -190,11 +378,29 @@ class ChromaIndex:
             )
 
     # -- writing -----------------------------------------------------------------------------
-    def add(self, documents: Iterable[Document], *, batch_size: int = 1024, show_progress: bool = True) -> IndexStats:
+    def add(
+        self,
+        documents: Iterable[Document],
+        *,
+        source: str | None = None,
+        sync: bool = False,
+        batch_size: int = 1024,
+        show_progress: bool = True,
+    ) -> IndexStats:
         """Upsert documents by id. Unchanged documents (same text and metadata as stored) are
-        skipped; a repeated id within the input keeps its first occurrence and is reported."""
+        skipped; a repeated id within the input keeps its first occurrence and is reported.
+
+        With ``source`` (a name for where the documents come from, e.g. :func:`source_id` of a
+        folder) every chunk records it, and an id that another source already holds is a
+        :class:`CollectionError`: it is never overwritten. With ``sync=True`` (needs
+        ``source``) the collection ends up holding exactly these documents for this source:
+        its chunks that are not among them are removed, after every document is written, so
+        an interruption leaves each chunk in its old or its new version and rerunning
+        converges. Other sources' chunks are never touched."""
         from tqdm.auto import tqdm
 
+        if sync and not source:
+            raise ValueError("sync=True needs the source whose stale chunks it removes")
         limit = self.client.get_max_batch_size() if self.client is not None else 5000
         batch_size = max(1, min(batch_size, limit))
         stats = IndexStats()
@@ -210,39 +416,85 @@ class ChromaIndex:
                     seen.add(doc.id)
                     unique.append(doc)
                 stats.seen += len(batch)
-                self._write(unique, stats)
+                self._write(unique, stats, source)
                 bar.update(len(batch))
         finally:
             bar.close()
         if stats.duplicates:
             log.warning("%d repeated document ids kept their first occurrence: %s", len(stats.duplicates), stats.duplicates[:5])
+        if sync:
+            stats.removed = self._remove_stale(source, seen, batch_size, show_progress)
         return stats
 
-    def _write(self, docs: list[Document], stats: IndexStats) -> None:
+    def _write(self, docs: list[Document], stats: IndexStats, source: str | None) -> None:
         if not docs:
             return
         hashes = [content_hash(d) for d in docs]
-        stored = self.collection.get(ids=[d.id for d in docs], include=["metadatas"])
-        known = {i: (m or {}).get(HASH_KEY) for i, m in zip(stored["ids"], stored["metadatas"] or [])}
-        todo = [(d, h) for d, h in zip(docs, hashes) if known.get(d.id) != h]
+        stored = self._call(lambda: self.collection.get(ids=[d.id for d in docs], include=["metadatas"]))
+        known = {i: (m or {}) for i, m in zip(stored["ids"], stored["metadatas"] or [])}
+        if source is not None:
+            foreign = [(i, m[SOURCE_KEY]) for i, m in known.items() if m.get(SOURCE_KEY) not in (None, source)]
+            if foreign:
+                first, owner = foreign[0]
+                raise CollectionError(
+                    f"{len(foreign)} ids of source {source!r} are held by another source in collection {self.name!r} "
+                    f"(first: {first!r} from {owner!r}); nothing of theirs was changed. Give this source its own ids "
+                    f"(--id-prefix), index it into another collection, or, if it is the same source moved, "
+                    f"name it as before (--source-id {owner!r})"
+                )
+        todo = [(d, h) for d, h in zip(docs, hashes) if known.get(d.id, {}).get(HASH_KEY) != h]
         stats.unchanged += len(docs) - len(todo)
+        if source is not None:  # chunks stored before sources were recorded: record it, no re-embedding
+            unrecorded = [(d, h) for d, h in zip(docs, hashes) if d.id in known and known[d.id].get(HASH_KEY) == h and known[d.id].get(SOURCE_KEY) is None]
+            if unrecorded:
+                self._call(lambda: self.collection.update(
+                    ids=[d.id for d, _ in unrecorded], metadatas=[self._metadata(d, h, source) for d, h in unrecorded]
+                ))
         if not todo:
             return
         vectors = self.embedder.embed_documents([d.text for d, _ in todo], show_progress=False)
-        self._call(
-            self.collection.upsert,
+        self._call(lambda: self.collection.upsert(
             ids=[d.id for d, _ in todo],
             embeddings=vectors,
             documents=[d.text for d, _ in todo],
-            metadatas=[{**_flat(d.metadata), HASH_KEY: h} for d, h in todo],
-        )
+            metadatas=[self._metadata(d, h, source) for d, h in todo],
+        ))
         stats.written += len(todo)
 
-    def _call(self, fn: Any, **kwargs: Any) -> Any:
+    @staticmethod
+    def _metadata(doc: Document, digest: str, source: str | None) -> dict[str, Any]:
+        meta = {**_flat(doc.metadata), HASH_KEY: digest}
+        if source is not None:
+            meta[SOURCE_KEY] = source
+        return meta
+
+    def source_ids(self, source: str, page: int = 5000) -> list[str]:
+        """Ids of every chunk that records ``source``."""
+        ids: list[str] = []
+        while True:
+            got = self._call(lambda: self.collection.get(where={SOURCE_KEY: source}, include=[], limit=page, offset=len(ids)))
+            ids += got["ids"]
+            if len(got["ids"]) < page:
+                return ids
+
+    def _remove_stale(self, source: str, keep: set[str], batch_size: int, show_progress: bool) -> int:
+        from tqdm.auto import tqdm
+
+        stale = [i for i in self.source_ids(source) if i not in keep]
+        with tqdm(total=len(stale), desc=f"removing stale chunks of {self.name}", unit="doc", disable=not show_progress or not stale) as bar:
+            for start in range(0, len(stale), batch_size):
+                part = stale[start : start + batch_size]
+                self._call(lambda: self.collection.delete(ids=part))
+                bar.update(len(part))
+        return len(stale)
+
+    def _call(self, call: Any) -> Any:
+        """A Chroma call: retried while a server is unreachable (``ServerError`` after that);
+        Chroma's refusals become a one-line :class:`CollectionError`."""
         import chromadb.errors
 
         try:
-            return fn(**kwargs)
+            return chroma_call(self.client, call, self.retries) if self.client is not None else call()
         except chromadb.errors.InvalidArgumentError as exc:
             if "dimension" in str(exc):
                 raise CollectionError(
@@ -250,10 +502,12 @@ class ChromaIndex:
                     f"embedder's {self.embedder.dimension} ({exc}); it was filled by another model"
                 ) from None
             raise CollectionError(f"Chroma refused the request on {self.name!r}: {exc}") from None
+        except chromadb.errors.NotFoundError as exc:
+            raise CollectionError(f"collection {self.name!r} is gone (deleted while in use?): {exc}") from None
 
     # -- reading -----------------------------------------------------------------------------
     def count(self) -> int:
-        return self.collection.count()
+        return self._call(self.collection.count)
 
     def search(self, query: str, k: int = 10, *, thinking: bool | None = None, thoughts: int | None = None, where: dict | None = None) -> SearchResult:
         """Top-``k`` documents for one query, with the thoughts that steered it."""
@@ -270,17 +524,16 @@ class ChromaIndex:
         n = min(k, self.count())
         if n == 0:
             return [SearchResult(e.query, e.thoughts, [], e.thinking, e.fallback) for e in embedded]
-        raw = self._call(
-            self.collection.query,
+        raw = self._call(lambda: self.collection.query(
             query_embeddings=[e.vector for e in embedded],
             n_results=n,
             where=where,
             include=["documents", "metadatas", "distances"],
-        )
+        ))
         results = []
         for row, e in enumerate(embedded):
             hits = [
-                Hit(i, _similarity(d, self.space), t or "", {k_: v for k_, v in (m or {}).items() if k_ != HASH_KEY})
+                Hit(i, _similarity(d, self.space), t or "", {k_: v for k_, v in (m or {}).items() if k_ not in (HASH_KEY, SOURCE_KEY)})
                 for i, d, t, m in zip(raw["ids"][row], raw["distances"][row], raw["documents"][row], raw["metadatas"][row])
             ]
             results.append(SearchResult(e.query, e.thoughts, hits, e.thinking, e.fallback))

@@ -1,7 +1,9 @@
 """Document sources: a folder of .txt/.md files (chunked), a .jsonl corpus, or a BEIR folder.
 
 Every document gets a stable id: the source's ``_id`` (jsonl / BEIR), or ``relative/path.md#N``
-for the N-th chunk of a file, so re-indexing the same source upserts the same ids.
+for the N-th chunk of a file (optionally behind an ``id_prefix``), so re-indexing the same source
+upserts the same ids. :func:`source_id` names the source itself (what a collection records for
+each chunk, so that syncing one source never touches another's chunks).
 """
 
 from __future__ import annotations
@@ -142,18 +144,37 @@ def read_jsonl(path: Path, report: SourceReport) -> Iterator[Document]:
             yield Document(str(row["_id"]), text, meta)
 
 
-def read_source(source: str | Path, report: SourceReport | None = None, **chunking: int) -> Iterator[Document]:
-    """Documents of a folder of text files, a ``.jsonl`` corpus or a BEIR folder."""
-    report = report if report is not None else SourceReport()
+def _corpus_path(source: str | Path) -> Path:
+    """The file or folder ``source`` names, as :func:`read_source` reads it: a ``.jsonl`` file,
+    the ``corpus.jsonl`` of a BEIR folder, or a folder of text files."""
     path = Path(source).expanduser()
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
     if path.is_file():
         if path.suffix != ".jsonl":
             raise SourceError(f"{path}: expected a .jsonl corpus or a folder")
-        return read_jsonl(path, report)
+        return path
     if (path / "corpus.jsonl").exists():
-        return read_jsonl(path / "corpus.jsonl", report)
+        return path / "corpus.jsonl"
     if (path / "queries.jsonl").exists() or (path / "qrels").is_dir():
         raise SourceError(f"{path}: looks like a BEIR folder (queries.jsonl / qrels/) but corpus.jsonl is missing")
-    return read_folder(path, report, **chunking)
+    return path
+
+
+def source_id(source: str | Path) -> str:
+    """The name a collection records for the chunks of ``source``: the absolute path of the
+    folder, of the ``.jsonl`` file, or of a BEIR folder's ``corpus.jsonl`` (so ``docs``,
+    ``./docs/`` and ``~/x/docs`` name one source)."""
+    return _corpus_path(source).resolve().as_posix()
+
+
+def read_source(source: str | Path, report: SourceReport | None = None, *, id_prefix: str = "", **chunking: int) -> Iterator[Document]:
+    """Documents of a folder of text files, a ``.jsonl`` corpus or a BEIR folder; ``id_prefix``
+    is put before every id (two sources with the same file names or ``_id`` values can then
+    share a collection)."""
+    report = report if report is not None else SourceReport()
+    path = _corpus_path(source)
+    documents = read_folder(path, report, **chunking) if path.is_dir() else read_jsonl(path, report)
+    if not id_prefix:
+        return documents
+    return (Document(id_prefix + doc.id, doc.text, doc.metadata) for doc in documents)
