@@ -46,11 +46,12 @@ _MODEL_OPTIONS: list[inspect.Parameter] = [
 _MODEL_NAMES = [p.name for p in _MODEL_OPTIONS]
 
 
-def command(*, models: bool = True, group: typer.Typer | None = None, **kwargs: Any) -> Callable:
+def command(*, models: bool = True, group: typer.Typer | None = None, callback: bool = False, **kwargs: Any) -> Callable:
     """Register a command on the app (or on a sub-command ``group``, a ``typer.Typer`` added to
-    the app with ``app.add_typer``); with ``models`` it gains the shared model options and
-    receives an ``EmbedderConfig`` as ``config``. Errors of this package print one line and
-    exit 2."""
+    the app with ``app.add_typer``; with ``callback`` as the group's callback, which runs when
+    the group is called, with or without a sub-command); with ``models`` it gains the shared
+    model options and receives an ``EmbedderConfig`` as ``config``. Errors of this package
+    print one line and exit 2."""
 
     def decorate(fn: Callable) -> Callable:
         sig = inspect.signature(fn)
@@ -72,7 +73,8 @@ def command(*, models: bool = True, group: typer.Typer | None = None, **kwargs: 
             params += _MODEL_OPTIONS
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        return (group or app).command(**kwargs)(wrapper)
+        target = group or app
+        return (target.callback if callback else target.command)(**kwargs)(wrapper)
 
     return decorate
 
@@ -99,11 +101,16 @@ Port = Annotated[int, typer.Option("--port", help="Chroma server port.")]
 Token = Annotated[Optional[str], typer.Option("--token", help="Chroma auth token (default: $CHROMA_AUTH_TOKEN).", envvar="CHROMA_AUTH_TOKEN", show_envvar=False)]
 
 
-def open_index(collection: str, config: EmbedderConfig, db: Path | None, host: str | None, port: int, token: str | None):
-    """Load the models of ``config`` (with a status line) and open ``collection``."""
+def open_index(collection: str, config: EmbedderConfig, db: Path | None, host: str | None, port: int, token: str | None, *, create: bool):
+    """Open ``collection`` and load the models of ``config`` (with a status line). Only with
+    ``create`` (the commands that index) is a missing collection or database created; reading
+    commands fail on a missing one before any model is loaded, and change nothing."""
     from o1_retriever.embedder import ThinkingEmbedder
-    from o1_retriever.index import ChromaIndex
+    from o1_retriever.index import ChromaIndex, make_client, open_collection
 
+    client = make_client(db, host, port, token, create=create)
+    if not create:
+        open_collection(client, collection)
     with err.status("loading models"):
         embedder = ThinkingEmbedder.from_config(config)
-    return ChromaIndex(collection, embedder, path=db, host=host, port=port, auth_token=token)
+    return ChromaIndex(collection, embedder, client=client, create=create)

@@ -1,8 +1,8 @@
-"""``o1-retriever index``: embed a corpus into a Chroma collection."""
+"""``o1-retriever index``: embed a corpus into a Chroma collection, in sync with the source."""
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -20,26 +20,31 @@ def index_cmd(
     token: Token = None,
     chunk_size: Annotated[int, typer.Option(min=100, help="Characters per chunk for text files.")] = 1200,
     batch_size: Annotated[int, typer.Option(min=1, help="Documents embedded and written per batch (each batch is committed).")] = 1024,
+    sync: Annotated[bool, typer.Option("--sync/--no-sync", help="Make the collection hold exactly what SOURCE holds now: after writing, remove this source's chunks of deleted files and of chunk positions that no longer exist (other sources' chunks are never touched). --no-sync only adds and updates.")] = True,
+    id_prefix: Annotated[str, typer.Option("--id-prefix", help="Put this before every chunk id, so that two sources with the same file names (or _id values) can share a collection.")] = "",
+    source_name: Annotated[Optional[str], typer.Option("--source-id", help="Name recorded for this source's chunks (default: the absolute path of the folder or .jsonl file); give the old name after moving a folder.")] = None,
     *,
     config: EmbedderConfig,
 ) -> None:
-    """Embed a corpus into a Chroma collection (an idempotent upsert: rerun at will)."""
+    """Embed a corpus into a Chroma collection and keep it in sync with it: rerun at will, only
+    new or changed chunks are embedded, and chunks the source no longer holds are removed."""
     import itertools
 
     from o1_retriever.errors import SourceError
-    from o1_retriever.index import SourceReport, read_source
+    from o1_retriever.index import SourceReport, read_source, source_id
 
     report = SourceReport()
-    documents = read_source(source, report, chunk_size=chunk_size, overlap=min(150, chunk_size // 4))
+    documents = read_source(source, report, id_prefix=id_prefix, chunk_size=chunk_size, overlap=min(150, chunk_size // 4))
     first = next(documents, None)  # an empty corpus fails before any model is loaded
     if first is None:
         raise SourceError(f"{source}: no documents found (expected .txt/.md files, a .jsonl corpus or a BEIR folder)")
     # documents are never thought about: indexing loads no thinker (less memory, faster start)
-    index = open_index(collection, dataclasses.replace(config, thinker="none"), db, host, port, token)
-    stats = index.add(itertools.chain([first], documents), batch_size=batch_size)
+    index = open_index(collection, dataclasses.replace(config, thinker="none"), db, host, port, token, create=True)
+    stats = index.add(itertools.chain([first], documents), source=source_name or source_id(source), sync=sync, batch_size=batch_size)
+    removed = f"{stats.removed} removed" if sync else "none removed (--no-sync)"
     err.print(
         f"[green]indexed[/] {stats.seen} documents into {collection!r}: {stats.written} written, "
-        f"{stats.unchanged} unchanged, {len(stats.duplicates)} repeated ids skipped; collection holds {index.count()}"
+        f"{stats.unchanged} unchanged, {removed}, {len(stats.duplicates)} repeated ids skipped; collection holds {index.count()}"
     )
     for line in report.repaired:
         err.print(f"[yellow]repaired[/] {line}")

@@ -33,7 +33,7 @@ def search_cmd(
     check_query(query)  # before loading any model
     if no_think:  # the plain baseline needs no thinker (a unified model still embeds the query)
         config = dataclasses.replace(config, thinker="none")
-    index = open_index(collection, config, db, host, port, token)
+    index = open_index(collection, config, db, host, port, token, create=False)
     result = index.search(query, k=k, thinking=not no_think)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
@@ -79,7 +79,7 @@ def demo_cmd(
     from o1_retriever.index import read_source
 
     sample = Path(str(files("o1_retriever") / "data" / "sample_corpus"))
-    index = open_index("o1-demo", config, db, None, 8000, None)
+    index = open_index("o1-demo", config, db, None, 8000, None, create=True)
     stats = index.add(read_source(sample))
     err.print(f"[green]sample corpus:[/] {stats.seen} chunks ({stats.written} embedded, {stats.unchanged} already indexed)")
     queries = query or DEMO_QUERIES
