@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from o1_retriever.cache import DEFAULT_MAX_ROWS
 from o1_retriever.thinkers.base import SamplingConfig
 
 
@@ -39,6 +40,7 @@ class EmbedderConfig:
     thoughts: int = 3
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     cache: str | None = "default"
+    cache_max_rows: int = DEFAULT_MAX_ROWS  # thought cache bound, least recently used rows go first
     device: str | None = None
     strict: bool = False
 

@@ -100,7 +100,7 @@ class ThinkingEmbedder:
             aggregation=config.aggregation,
             thoughts=config.thoughts,
             sampling=config.sampling,
-            cache=ThoughtCache(path) if path else None,
+            cache=ThoughtCache(path, max_rows=config.cache_max_rows) if path else None,
             strict=config.strict,
         )
 

@@ -39,6 +39,10 @@ class ModelLoadError(O1RetrieverError, RuntimeError):
     """A model could not be found or loaded."""
 
 
+class CacheError(O1RetrieverError):
+    """A thought cache that is missing, unreadable or kept locked by another process."""
+
+
 def check_query(query: object) -> str:
     """Return ``query`` if it is a non-empty string, else raise :class:`InvalidQueryError`."""
     if not isinstance(query, str):

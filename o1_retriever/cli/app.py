@@ -39,6 +39,7 @@ _MODEL_OPTIONS: list[inspect.Parameter] = [
         ("temperature", 0.7, Annotated[float, typer.Option(min=0.0, help="Sampling temperature.", rich_help_panel=_MODEL_PANEL)]),
         ("seed", 0, Annotated[int, typer.Option(help="Sampling seed.", rich_help_panel=_MODEL_PANEL)]),
         ("cache", "default", Annotated[str, typer.Option(help="Thought cache file, 'default' ($O1_RETRIEVER_HOME/thoughts.sqlite) or 'none'.", rich_help_panel=_MODEL_PANEL)]),
+        ("cache_max_rows", EmbedderConfig.cache_max_rows, Annotated[int, typer.Option(min=1, help="Rows the thought cache keeps; beyond them the least recently used are evicted.", rich_help_panel=_MODEL_PANEL)]),
         ("device", None, Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda when available).", rich_help_panel=_MODEL_PANEL)]),
         ("strict", False, Annotated[bool, typer.Option(help="Fail when the thinker fails instead of searching without thoughts.", rich_help_panel=_MODEL_PANEL)]),
     ]
