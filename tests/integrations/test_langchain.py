@@ -125,3 +125,18 @@ def test_readme_lcel_rag_chain_with_smollm2():
     assert docs[0].metadata["source"] == "mercury.md" and len(docs[0].metadata["thoughts"]) == 2
     prompt = (ns["chain"].first | ns["prompt"]).invoke(QUESTION).to_string()
     assert docs[0].page_content in prompt and QUESTION in prompt
+
+
+def test_from_collection_opens_read_only(sample_index, fast_embedder, tmp_path):
+    """A missing collection or database is a clear error; nothing is created or adopted (issue 13)."""
+    client = sample_index.client
+    before = sorted(c.name for c in client.list_collections())
+    with pytest.raises(CollectionError, match=r"no collection 'o1-sample' .*did you mean 'o1-samples'\?"):
+        O1Retriever.from_collection("o1-sample", embeddings=fast_embedder, client=client)
+    assert sorted(c.name for c in client.list_collections()) == before
+    with pytest.raises(CollectionError, match="no Chroma database"):
+        O1Retriever.from_collection("o1-samples", embeddings=fast_embedder, persist_directory=tmp_path / "none")
+    assert not (tmp_path / "none").exists()
+    client.create_collection("lc-bare", embedding_function=None, metadata={"hnsw:space": "cosine"})
+    assert O1Retriever.from_collection("lc-bare", embeddings=fast_embedder, client=client).invoke(QUESTION, thinking=False) == []
+    assert client.get_collection("lc-bare").metadata == {"hnsw:space": "cosine"}  # not adopted

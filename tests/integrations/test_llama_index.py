@@ -135,3 +135,18 @@ def test_readme_retriever_query_engine_with_smollm2():
     # the thoughts ride along in the metadata but stay out of what the LLM reads
     assert "thoughts" not in sources[0].node.get_content(metadata_mode=MetadataMode.LLM)
     assert "waggle" in sources[0].node.get_content(metadata_mode=MetadataMode.LLM).lower()
+
+
+def test_from_collection_opens_read_only(sample_index, fast_embedder, tmp_path):
+    """A missing collection or database is a clear error; nothing is created or adopted (issue 13)."""
+    client = sample_index.client
+    before = sorted(c.name for c in client.list_collections())
+    with pytest.raises(CollectionError, match=r"no collection 'o1-sample' .*did you mean 'o1-samples'\?"):
+        O1Retriever.from_collection("o1-sample", embed_model=fast_embedder, client=client)
+    assert sorted(c.name for c in client.list_collections()) == before
+    with pytest.raises(CollectionError, match="no Chroma database"):
+        O1Retriever.from_collection("o1-samples", embed_model=fast_embedder, path=tmp_path / "none")
+    assert not (tmp_path / "none").exists()
+    client.create_collection("llama-bare", embedding_function=None, metadata={"hnsw:space": "cosine"})
+    assert O1Retriever.from_collection("llama-bare", embed_model=fast_embedder, client=client, thinking=False).retrieve(QUESTION) == []
+    assert client.get_collection("llama-bare").metadata == {"hnsw:space": "cosine"}  # not adopted

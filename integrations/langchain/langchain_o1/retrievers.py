@@ -75,9 +75,12 @@ class O1Retriever(BaseRetriever):
     ) -> "O1Retriever":
         """A retriever over the named collection: embedded Chroma at ``persist_directory``
         (default ``$O1_RETRIEVER_HOME/chroma``, where ``o1-retriever index`` writes), a server
-        at ``host:port``, or an existing ``client``."""
+        at ``host:port``, or an existing ``client``. The collection is opened read-only: a
+        missing one is a ``CollectionError`` naming those that exist, and nothing is created
+        or changed."""
         index = ChromaIndex(
-            collection_name, _embedder(embeddings), path=persist_directory, host=host, port=port, auth_token=auth_token, client=client
+            collection_name, _embedder(embeddings), path=persist_directory, host=host, port=port, auth_token=auth_token, client=client,
+            create=False,
         )
         return cls(index=index, **kwargs)
 

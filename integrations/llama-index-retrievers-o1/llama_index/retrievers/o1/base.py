@@ -114,9 +114,12 @@ class O1Retriever(BaseRetriever):
         **kwargs: Any,
     ) -> "O1Retriever":
         """Over a named collection (e.g. one filled by ``o1-retriever index``): embedded Chroma
-        at ``path`` (default ``$O1_RETRIEVER_HOME/chroma``), a server, or a given client."""
+        at ``path`` (default ``$O1_RETRIEVER_HOME/chroma``), a server, or a given client. The
+        collection is opened read-only: a missing one is a ``CollectionError`` naming those
+        that exist, and nothing is created or changed."""
         index = ChromaIndex(
-            collection_name, as_thinking_embedder(embed_model), path=path, host=host, port=port, auth_token=auth_token, client=client
+            collection_name, as_thinking_embedder(embed_model), path=path, host=host, port=port, auth_token=auth_token, client=client,
+            create=False,
         )
         return cls(index, **kwargs)
 
