@@ -234,6 +234,8 @@ def chroma_call(client: Any, call: Any, retries: int = SERVER_RETRIES) -> Any:
     except Exception as exc:
         if _transient(exc):
             raise _server_error(exc, *server, None, retries) from None
+        if type(exc) is Exception:  # an error body chromadb does not map to a ChromaError type
+            raise CollectionError(f"Chroma server {server[0]}:{server[1]} refused the request: {exc}") from None
         raise
 
 
