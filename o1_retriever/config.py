@@ -35,6 +35,7 @@ class EmbedderConfig:
     thinker_api_key_env: str = "OPENAI_API_KEY"
     thinker_timeout: float = 60.0  # seconds per request to an OpenAI-compatible thinker
     thinker_dtype: str = "auto"  # transformers thinkers: auto | float32 | bfloat16 | float16
+    thinker_threads: int | None = None  # llama.cpp thinkers: CPU threads (None: llama-cpp-python's default)
     prompt: str = "passage"
     aggregation: str = "o1+query"
     thoughts: int = 3

@@ -43,7 +43,7 @@ def build_thinker(config: EmbedderConfig, *, prompt: ThoughtPrompt | None = None
     if spec.startswith("llamacpp:"):
         from o1_retriever.thinkers.llamacpp import LlamaCppThinker
 
-        return LlamaCppThinker(spec.removeprefix("llamacpp:"), prompt=prompt, **limit)
+        return LlamaCppThinker(spec.removeprefix("llamacpp:"), prompt=prompt, n_threads=config.thinker_threads, **limit)
     from o1_retriever.thinkers.transformers import TransformersThinker
 
     return TransformersThinker(spec, prompt=prompt, device=config.device, dtype=config.thinker_dtype, **limit)

@@ -209,9 +209,13 @@ def _load_sentence_transformer_cached(path: str, device: str) -> Any:
         raise ModelLoadError(f"cannot load sentence-transformers model {path!r}: {exc}") from exc
 
 
-def load_sentence_transformer(name_or_path: str, device: str | None = None) -> Any:
+def load_sentence_transformer(name_or_path: str, device: str | None = None, *, shared: bool = True) -> Any:
+    """Load a sentence-transformers model once per process (callers share it); ``shared=False``
+    loads a private copy (training changes its weights)."""
     path = resolve_sentence_transformer(name_or_path)
     with _load_lock:
+        if not shared:
+            return _load_sentence_transformer_cached.__wrapped__(path, device or default_device())
         return _load_sentence_transformer_cached(path, device or default_device())
 
 

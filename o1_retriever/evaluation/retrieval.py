@@ -127,17 +127,23 @@ class DocumentStore:
             raise O1RetrieverError(f"{len(missing)} documents are missing from collection {self.index.name!r} (first: {missing[0]!r})")
         return np.asarray([rows[i] for i in ids], dtype=np.float32)
 
-    def search(self, vectors: np.ndarray, k: int = 100, chunk: int = 256) -> list[dict[str, float]]:
+    def search(self, vectors: np.ndarray, k: int = 100) -> list[dict[str, float]]:
         """Exact top-``k`` {document id: cosine} for each query vector."""
-        k = min(k, len(self.ids))
-        out: list[dict[str, float]] = []
-        for start in range(0, len(vectors), chunk):
-            scores = np.asarray(vectors[start : start + chunk], dtype=np.float32) @ self.matrix.T
-            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-            for row, cand in zip(scores, top):
-                order = cand[np.argsort(-row[cand], kind="stable")]
-                out.append({self.ids[j]: float(row[j]) for j in order})
-        return out
+        return exact_search(vectors, self.matrix, self.ids, k)
+
+
+def exact_search(vectors: np.ndarray, matrix: np.ndarray, ids: Sequence[str], k: int = 100, chunk: int = 256) -> list[dict[str, float]]:
+    """Exact top-``k`` {document id: cosine} of each query vector against every row of
+    ``matrix`` (unit vectors, one per id), best first."""
+    k = min(k, len(ids))
+    out: list[dict[str, float]] = []
+    for start in range(0, len(vectors), chunk):
+        scores = np.asarray(vectors[start : start + chunk], dtype=np.float32) @ matrix.T
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        for row, cand in zip(scores, top):
+            order = cand[np.argsort(-row[cand], kind="stable")]
+            out.append({ids[j]: float(row[j]) for j in order})
+    return out
 
 
 # -- counting generated thoughts -----------------------------------------------------------------

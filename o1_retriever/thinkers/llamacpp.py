@@ -50,7 +50,8 @@ def _load(path: str, n_threads: int | None) -> Any:
     try:
         # the Llama object serves the weights, tokenizer and chat template; thoughts are decoded in
         # each thinker's own multi-sequence context, so its own context stays minimal
-        return Llama(model_path=path, n_threads=n_threads, n_ctx=_OWN_CTX, verbose=False)
+        threads = {"n_threads": n_threads, "n_threads_batch": n_threads} if n_threads else {}
+        return Llama(model_path=path, n_ctx=_OWN_CTX, verbose=False, **threads)
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelLoadError(f"llama.cpp cannot load {path!r} (is it a GGUF model?): {exc}") from exc
 
@@ -77,7 +78,9 @@ class LlamaCppThinker(Thinker):
         model: ``"smollm2"`` or a path to a ``.gguf`` file.
         prompt: a chat prompt uses the chat template stored in the GGUF; a raw prompt
             (``chat=False``, the unified O1 format) is completed as it is.
-        n_threads: CPU threads (default: llama.cpp's choice, the physical cores).
+        n_threads: CPU threads for decoding, single tokens and batches alike (default:
+            llama-cpp-python's choice, half the cores for single tokens and all of them for
+            batches). One thread avoids the threads' spin-waits on a CPU shared with other work.
         n_ctx: context window; prompt + thought must fit.
         max_query_tokens: longer queries are cut (with a warning).
         share_prefill: evaluate each query's prompt once for its k samples.

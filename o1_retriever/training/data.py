@@ -13,7 +13,7 @@ import csv
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from o1_retriever.errors import SourceError
 
@@ -168,3 +168,34 @@ def _report():
     from o1_retriever.index.sources import SourceReport
 
     return SourceReport()
+
+
+def split_dev(rows: Sequence[PairRow], fraction: float, *, seed: int = 0) -> tuple[list[PairRow], list[PairRow]]:
+    """Hold out a seeded ``fraction`` of the *queries* as a dev split: ``(train, dev)``.
+
+    Rows are grouped by query text (whitespace and case folded), so a query with several rows
+    (several positives, or repeated lines) lands wholly on one side and the dev split never
+    shares a query with the rows trained on. ``fraction`` 0 returns every row for training.
+    """
+    if not 0 <= fraction < 1:
+        raise SourceError(f"the dev fraction must be in [0, 1), got {fraction}")
+    rows = list(rows)
+    if fraction == 0:
+        return rows, []
+    import random
+
+    groups: dict[str, list[PairRow]] = {}
+    for row in rows:
+        groups.setdefault(query_key(row.query), []).append(row)
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    n_dev = round(len(keys) * fraction)
+    if n_dev == 0 or n_dev == len(keys):
+        raise SourceError(f"a dev fraction of {fraction} leaves no {'dev' if n_dev == 0 else 'training'} query among {len(keys)}")
+    dev_keys = set(keys[:n_dev])
+    return [r for r in rows if query_key(r.query) not in dev_keys], [r for r in rows if query_key(r.query) in dev_keys]
+
+
+def query_key(query: str) -> str:
+    """A query's identity for splitting: case and runs of whitespace do not make a new query."""
+    return " ".join(query.split()).casefold()

@@ -1,0 +1,401 @@
+"""Fine-tune the encoder on the user's (query, passage) pairs, thought-aware by design.
+
+With the offline 135M thinker, what thinking adds is limited by what the thinker knows; an
+encoder adapted to the user's domain is the part of O1 Embedder's training that pays on a CPU.
+This trains any sentence-transformers model contrastively with sentence-transformers' own
+``SentenceTransformerTrainer``, ``MultipleNegativesRankingLoss`` (or its cached variant: large
+batches in little memory) and a no-duplicates batch sampler (so a query's other positives never
+serve as its in-batch negatives):
+
+* anchors are the query strings the embedder will embed: with probability ``thought_dropout``
+  the bare query, otherwise ``encoder.query_text(query, thought)`` for one of the thoughts the
+  *inference* thinker writes for that query (read through the thought cache, so evaluation
+  reuses them and a rerun generates nothing). The draw is made again for every epoch.
+  ``thought_dropout=1.0`` is the plain fine-tune;
+* rows without negatives get hard negatives mined by the base encoder
+  (:func:`o1_retriever.training.mining.mine_hard_negatives`);
+* a seeded share of the queries (``dev_fraction``) is held out as a dev split; the trainer
+  evaluates it after every epoch without and with thinking
+  (:class:`~o1_retriever.training.evaluator.ThinkingRetrievalEvaluator`).
+
+The output folder is a plain sentence-transformers model (``--encoder DIR`` everywhere) with
+sentence-transformers' model card, an o1-retriever section appended to it, and
+``o1_encoder.json``: settings, dev metrics, and the identity a collection fingerprint records
+(base model + hash of the trained weights).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from o1_retriever.errors import O1RetrieverError
+from o1_retriever.training.data import PairRow, query_key, split_dev
+
+if TYPE_CHECKING:
+    from o1_retriever.embedder import ThinkingEmbedder
+
+log = logging.getLogger(__name__)
+
+LOSSES = ("mnrl", "cached-mnrl")
+
+
+class EncoderTrainingError(O1RetrieverError, ValueError):
+    """Encoder fine-tuning cannot start with these settings or rows."""
+
+
+@dataclass
+class EncoderTrainConfig:
+    """Knobs of :func:`train_encoder`. Defaults were chosen on a dev split of SciFact ``train``
+    (see the documentation's training page for the measurements behind each)."""
+
+    epochs: int = 2
+    max_steps: int | None = None
+    batch_size: int = 32
+    learning_rate: float = 3e-5
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    loss: str = "mnrl"  # mnrl | cached-mnrl
+    mini_batch_size: int = 16  # cached-mnrl: texts per forward pass
+    loss_temperature: float = 0.05  # cosine / temperature, i.e. sentence-transformers' scale = 20
+    negatives: int = 1  # hard negatives per row (mined for rows that have none)
+    negative_skip: int = 0  # mined negatives skip this many top-ranked non-positives
+    thought_dropout: float = 1.0  # share of anchors that are the bare query (1.0 = plain fine-tune)
+    dev_fraction: float = 0.1
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.epochs < 1 and not self.max_steps:
+            raise EncoderTrainingError("epochs must be >= 1")
+        if self.batch_size < 2:
+            raise EncoderTrainingError("the batch size must be >= 2 (in-batch negatives)")
+        if self.loss not in LOSSES:
+            raise EncoderTrainingError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if not 0.0 <= self.thought_dropout <= 1.0:
+            raise EncoderTrainingError("thought dropout must be in [0, 1]")
+        if not 0.0 <= self.dev_fraction < 1.0:
+            raise EncoderTrainingError("the dev fraction must be in [0, 1)")
+        if self.loss_temperature <= 0:
+            raise EncoderTrainingError("the loss temperature must be > 0")
+        if self.negatives < 0 or self.negative_skip < 0:
+            raise EncoderTrainingError("negatives and negative skip must be >= 0")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise EncoderTrainingError("mixed precision must be no, fp16 or bf16")
+
+
+@dataclass
+class EncoderTrainResult:
+    out: Path
+    steps: int
+    seconds: float
+    train_queries: int
+    dev_queries: int
+    rows_per_epoch: int
+    dev_before: dict[str, float] = field(default_factory=dict)
+    dev_after: dict[str, float] = field(default_factory=dict)
+    dev_history: list[dict[str, float]] = field(default_factory=list)
+    identity: str = ""
+
+
+def anchor_rows(
+    rows: Sequence[PairRow],
+    thoughts: dict[str, list[str]],
+    encoder: Any,
+    *,
+    dropout: float,
+    negatives: int,
+    epoch: int,
+    seed: int,
+) -> dict[str, list[str]]:
+    """The training columns of one epoch: ``anchor``, ``positive``, ``negative_1..n``, one row
+    per (query, positive). Each query draws once per epoch: its bare query with probability
+    ``dropout`` (or when it has no thoughts), else the query with one of its thoughts; all rows
+    of a query share that anchor, so the no-duplicates sampler keeps them in separate batches."""
+    rng = random.Random(f"{seed}/{epoch}")
+    columns: dict[str, list[str]] = {"anchor": [], "positive": [], **{f"negative_{i + 1}": [] for i in range(negatives)}}
+    chosen: dict[str, str] = {}
+    for row in rows:
+        key = query_key(row.query)
+        if key not in chosen:
+            options = thoughts.get(row.query) or []
+            bare = not options or rng.random() < dropout
+            chosen[key] = encoder.query_text(row.query, None if bare else rng.choice(options))
+        for positive in row.pos:
+            columns["anchor"].append(chosen[key])
+            columns["positive"].append(positive)
+            for i in range(negatives):
+                columns[f"negative_{i + 1}"].append(row.neg[i])
+    return columns
+
+
+def gather_thoughts(embedder: "ThinkingEmbedder", queries: Sequence[str], *, batch: int = 16, show_progress: bool = True) -> dict[str, list[str]]:
+    """The inference thinker's thoughts for each query (cached ones are read, the rest written
+    in batches, with a progress bar). A failing thinker raises in strict mode; otherwise its
+    queries get no thoughts (their anchors stay bare) and a warning says how many."""
+    from tqdm.auto import tqdm
+
+    queries = list(dict.fromkeys(queries))
+    out: dict[str, list[str]] = {}
+    failed = 0
+    with tqdm(total=len(queries), desc="thoughts for training", unit="query", disable=not show_progress) as bar:
+        for start in range(0, len(queries), batch):
+            part = queries[start : start + batch]
+            try:
+                out.update(zip(part, embedder.think(part)))
+            except O1RetrieverError as exc:
+                if embedder.strict:
+                    raise
+                failed += len(part)
+                log.warning("thinking failed for %d queries (trained without thoughts): %s", len(part), exc)
+            bar.update(len(part))
+    if failed:
+        log.warning("%d of %d queries have no thoughts", failed, len(queries))
+    return out
+
+
+def _dev_evaluator(dev: Sequence[PairRow], rows: Sequence[PairRow], thoughts: dict[str, list[str]] | None, aggregation: str, encoder: Any) -> Any:
+    """Dev queries against every document the pairs name (positives and negatives of all rows)."""
+    from o1_retriever.training.evaluator import ThinkingRetrievalEvaluator
+
+    doc_ids: dict[str, str] = {}
+    for row in rows:
+        for text in (*row.pos, *row.neg):
+            doc_ids.setdefault(text, f"d{len(doc_ids)}")
+    queries, qrels = {}, {}
+    for row in dev:
+        qid = "q" + hashlib.sha1(query_key(row.query).encode()).hexdigest()[:12]
+        queries[qid] = row.query
+        qrels.setdefault(qid, {}).update({doc_ids[p]: 1 for p in row.pos})
+    return ThinkingRetrievalEvaluator(
+        queries,
+        {i: t for t, i in doc_ids.items()},
+        qrels,
+        thoughts={q: thoughts.get(text, []) for q, text in queries.items()} if thoughts is not None else None,
+        aggregation=aggregation,
+        query_prefix=getattr(encoder, "query_prefix", ""),
+        document_prefix=getattr(encoder, "document_prefix", ""),
+    )
+
+
+def train_encoder(
+    rows: Sequence[PairRow],
+    out: str | Path,
+    config: EncoderTrainConfig | None = None,
+    *,
+    embedder: "ThinkingEmbedder",
+    base: str = "minilm",
+    corpus: Sequence[str] | None = None,
+    data_name: str = "pairs",
+    device: str | None = None,
+    show_progress: bool = True,
+) -> EncoderTrainResult:
+    """Fine-tune the sentence-transformers model ``base`` on ``rows`` and save it to ``out``.
+
+    ``embedder`` is the inference embedder: its thinker (and thought cache, sampling, k,
+    aggregation) writes the thoughts of the thought-aware anchors and of the dev metrics with
+    thinking (``embedder.thinker=None``: no thoughts; then ``thought_dropout`` must be 1), and
+    its encoder (the base model) mines hard negatives for rows without any, from ``corpus``
+    (default: every passage the rows name).
+
+    Example (offline; MiniLM, SciFact's train split, thoughts from the llama.cpp thinker)::
+
+        from o1_retriever import EmbedderConfig, ThinkingEmbedder
+        from o1_retriever.training import read_pairs
+        from o1_retriever.training.encoder import EncoderTrainConfig, train_encoder
+
+        rows = read_pairs("scifact/", "train")
+        embedder = ThinkingEmbedder.from_config(EmbedderConfig(thinker="llamacpp:smollm2"))
+        result = train_encoder(rows, "scifact-minilm", EncoderTrainConfig(thought_dropout=0.5), embedder=embedder)
+        result.dev_after  # {'dev_ndcg@10': ..., 'dev_thinking_ndcg@10': ...}
+    """
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer import losses
+
+    from o1_retriever.models import default_device, load_sentence_transformer
+    from o1_retriever.training.mining import mine_hard_negatives
+
+    config = config or EncoderTrainConfig()
+    config.check()
+    rows = [replace(r, neg=list(r.neg)) for r in rows]  # mining fills negatives: keep the caller's rows
+    if not rows:
+        raise EncoderTrainingError("no training rows")
+    if config.thought_dropout < 1.0 and embedder.thinker is None:
+        raise EncoderTrainingError("thought-aware training (--thought-dropout below 1) needs a thinker; pass --thinker or --thought-dropout 1")
+    started = time.perf_counter()
+    train_rows, dev_rows = split_dev(rows, config.dev_fraction, seed=config.seed)
+
+    if config.negatives and any(len(r.neg) < config.negatives for r in rows):
+        documents = list(dict.fromkeys(corpus if corpus is not None else (t for r in rows for t in (*r.pos, *r.neg))))
+        missing = [r for r in rows if not r.neg]
+        mine_hard_negatives(missing, documents, embedder.encoder, n=config.negatives, skip=config.negative_skip, show_progress=show_progress)
+        short = sum(len(r.neg) < config.negatives for r in rows)
+        if short:
+            raise EncoderTrainingError(
+                f"{short} rows have fewer than {config.negatives} negatives (given rows keep theirs; too small a corpus to mine "
+                f"from?): lower --negatives"
+            )
+
+    think_for = [r.query for r in train_rows] if config.thought_dropout < 1.0 else []
+    if embedder.thinker is not None:
+        think_for += [r.query for r in dev_rows]
+    thoughts = gather_thoughts(embedder, think_for, show_progress=show_progress) if think_for else {}
+
+    torch.manual_seed(config.seed)
+    model = load_sentence_transformer(base, device=device, shared=False)
+    encoder = embedder.encoder
+    epochs = max(1, config.epochs)
+    per_epoch = anchor_rows(train_rows, thoughts, encoder, dropout=config.thought_dropout, negatives=config.negatives, epoch=0, seed=config.seed)
+    n_rows = len(per_epoch["anchor"])
+    if n_rows < config.batch_size:
+        raise EncoderTrainingError(f"{n_rows} training rows are fewer than one batch of {config.batch_size}: lower --batch-size")
+    columns = {k: list(v) for k, v in per_epoch.items()}
+    for epoch in range(1, epochs):  # one fresh draw of anchors per epoch, trained as one pass
+        for k, v in anchor_rows(train_rows, thoughts, encoder, dropout=config.thought_dropout, negatives=config.negatives, epoch=epoch, seed=config.seed).items():
+            columns[k] += v
+    dataset = Dataset.from_dict(columns)
+    steps_per_epoch = math.ceil(n_rows / config.batch_size)
+
+    scale = 1.0 / config.loss_temperature
+    if config.loss == "cached-mnrl":
+        loss = losses.CachedMultipleNegativesRankingLoss(model, scale=scale, mini_batch_size=config.mini_batch_size, show_progress_bar=False)
+    else:
+        loss = losses.MultipleNegativesRankingLoss(model, scale=scale)
+
+    evaluator = _dev_evaluator(dev_rows, rows, thoughts if embedder.thinker is not None else None, embedder.aggregation.value, encoder) if dev_rows else None
+    dev_before = evaluator(model, epoch=0, steps=0) if evaluator else {}
+
+    device = device or default_device()
+    with tempfile.TemporaryDirectory(prefix="o1-encoder-train-") as scratch:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=scratch,
+            num_train_epochs=1,  # the dataset holds every epoch's draw
+            max_steps=config.max_steps or -1,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            warmup_steps=config.warmup,
+            weight_decay=config.weight_decay,
+            lr_scheduler_type="linear",
+            batch_sampler=BatchSamplers.NO_DUPLICATES,
+            seed=config.seed,
+            data_seed=config.seed,
+            bf16=config.mixed_precision == "bf16",
+            fp16=config.mixed_precision == "fp16",
+            eval_strategy="steps" if evaluator else "no",
+            eval_steps=steps_per_epoch if evaluator else None,
+            save_strategy="no",
+            logging_steps=max(1, steps_per_epoch // 4),
+            report_to="none",
+            disable_tqdm=not show_progress,
+            use_cpu=device == "cpu",
+        )
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator)
+        trainer.train()
+        steps = trainer.state.global_step
+        history = [
+            {k.removeprefix("eval_"): v for k, v in entry.items() if k.startswith("eval_dev") or k in ("epoch", "step")}
+            for entry in trainer.state.log_history
+            if any(k.startswith("eval_dev") for k in entry)
+        ]
+    model.eval()
+    dev_after: dict[str, float] = {}
+    if history and history[-1]["step"] == steps:  # the trainer evaluated the final weights already
+        dev_after = {k: v for k, v in history[-1].items() if k.startswith("dev")}
+    elif evaluator:
+        dev_after = evaluator(model, epoch=epochs, steps=steps)
+
+    out = Path(out)
+    model.save(str(out))
+    identity = _identity(out, encoder)
+    result = EncoderTrainResult(
+        out=out,
+        steps=steps,
+        seconds=time.perf_counter() - started,
+        train_queries=len({query_key(r.query) for r in train_rows}),
+        dev_queries=len({query_key(r.query) for r in dev_rows}),
+        rows_per_epoch=n_rows,
+        dev_before=dev_before,
+        dev_after=dev_after,
+        dev_history=history,
+        identity=identity,
+    )
+    _write_metadata(out, result, config, embedder, encoder, data_name)
+    return result
+
+
+def _identity(out: Path, base_encoder: Any) -> str:
+    """``<base identity>+o1-ft:<hash of the saved weights>``: moving or renaming the folder keeps
+    it, retraining changes it."""
+    digest = hashlib.sha256()
+    for path in sorted(out.rglob("*.safetensors")) or sorted(out.rglob("*.bin")):
+        digest.update(path.relative_to(out).as_posix().encode())
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return f"{base_encoder.identity}+o1-ft:{digest.hexdigest()[:16]}"
+
+
+def _write_metadata(out: Path, result: EncoderTrainResult, config: EncoderTrainConfig, embedder: "ThinkingEmbedder", base_encoder: Any, data_name: str) -> None:
+    from o1_retriever.encoders.sentence_transformers import TRAINED_ENCODER_FILE
+
+    thinker = embedder.thinker
+    thoughts = None
+    if thinker is not None:
+        thoughts = {
+            "thinker": thinker.identity,
+            "prompt": thinker.prompt.name,
+            "k": embedder.k,
+            "sampling": embedder.sampling.as_dict(),
+            "aggregation": embedder.aggregation.value,
+        }
+    meta = {
+        "identity": result.identity,
+        "base": base_encoder.identity,
+        "data": {"source": data_name, "train_queries": result.train_queries, "dev_queries": result.dev_queries, "rows_per_epoch": result.rows_per_epoch},
+        "settings": asdict(config),
+        "thoughts": thoughts,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "dev": {"before": result.dev_before, "after": result.dev_after, "history": result.dev_history},
+    }
+    (out / TRAINED_ENCODER_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    card = out / "README.md"
+    text = card.read_text(encoding="utf-8") if card.exists() else ""
+    card.write_text(text.rstrip() + "\n\n" + model_card_section(meta) + "\n", encoding="utf-8")
+
+
+def model_card_section(meta: dict[str, Any]) -> str:
+    """The o1-retriever part of the model card: base, data, thoughts, steps, dev metrics."""
+    data, settings, dev = meta["data"], meta["settings"], meta["dev"]
+    lines = [
+        "## o1-retriever",
+        "",
+        f"Fine-tuned by `o1-retriever train --mode encoder` from **{meta['base']}**.",
+        "",
+        f"- identity (recorded in collection fingerprints): `{meta['identity']}`",
+        f"- data: `{data['source']}`, {data['train_queries']} training queries ({data['rows_per_epoch']} rows per epoch), "
+        f"{data['dev_queries']} dev queries held out",
+        f"- training: {meta['steps']} steps, {settings['epochs']} epochs, batch {settings['batch_size']}, lr {settings['learning_rate']}, "
+        f"{settings['loss']} (temperature {settings['loss_temperature']}), {settings['negatives']} hard negative(s) per row, "
+        f"thought dropout {settings['thought_dropout']}, {meta['seconds']:.0f} s",
+    ]
+    if meta["thoughts"]:
+        t = meta["thoughts"]
+        lines.append(f"- thoughts: {t['k']} per query from `{t['thinker']}` (prompt `{t['prompt']}`), aggregation `{t['aggregation']}`")
+    if dev["after"]:
+        lines += ["", "Dev split (the held-out training queries against every passage the pairs name):", "", "| | " + " | ".join(dev["after"]) + " |", "|---" * (len(dev["after"]) + 1) + "|"]
+        for label, values in (("before training", dev["before"]), ("after training", dev["after"])):
+            lines.append(f"| {label} | " + " | ".join(f"{values.get(k, float('nan')):.4f}" for k in dev["after"]) + " |")
+    lines += ["", "Use it with `o1-retriever ... --encoder PATH`, `EmbedderConfig(encoder=PATH)` or the adapters' `encoder=PATH`."]
+    return "\n".join(lines)
