@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 EXTRAS ?= eval,train,langchain,llamaindex,notebooks,server,test,docs,release
 
-.PHONY: install demo test clean
+.PHONY: install demo test docs docs-serve notebooks clean
 install: $(VENV)/.installed
 
 # the versions live in the packages' __init__.py files (pyproject.toml reads them)
@@ -27,6 +27,19 @@ demo: install
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# the documentation site, built with --strict into site/ (docs-serve: live preview on 127.0.0.1:8000)
+docs: install
+	HF_HUB_OFFLINE=1 $(BIN)/mkdocs build --strict
+
+docs-serve: install
+	HF_HUB_OFFLINE=1 $(BIN)/mkdocs serve --strict
+
+# re-execute both notebooks on their default slice and write the outputs into them (for a commit;
+# 10-15 minutes on a 2-core CPU); each states the committed run's settings in its second cell
+# (update its machine line when rerunning elsewhere)
+notebooks: install
+	cd notebooks && HF_HUB_OFFLINE=1 RAGAS_DO_NOT_TRACK=true $(abspath $(BIN))/jupyter-execute --inplace --timeout=-1 build_index.ipynb rag_compare.ipynb
 
 clean:
 	rm -rf $(VENV)

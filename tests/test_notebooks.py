@@ -1,9 +1,12 @@
-"""The notebooks run top to bottom (nbclient, the current interpreter's kernel) on a small slice
-of ../shared/data/hotpotqa, so they never rot; they are committed without outputs."""
+"""The notebooks are committed executed (outputs of a real run on their default slice, whose
+settings a markdown cell states), and they run top to bottom here (nbclient, the current
+interpreter's kernel) on a small slice of ../shared/data/hotpotqa, so they never rot; that
+run does not rewrite the committed files (`make notebooks` does)."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ def _run(name: str, tmp_path: Path, **params: str) -> object:
     import nbformat
     from nbclient import NotebookClient
 
+    committed = (NOTEBOOKS / f"{name}.ipynb").read_bytes()
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     env = {
         "O1_NB_DATA": str(shared_dataset("hotpotqa")),
@@ -37,6 +41,7 @@ def _run(name: str, tmp_path: Path, **params: str) -> object:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    assert (NOTEBOOKS / f"{name}.ipynb").read_bytes() == committed, "the test run must not rewrite the committed notebook"
     return nb
 
 
@@ -49,13 +54,43 @@ def _text(nb) -> str:
     return "\n".join(parts)
 
 
+def _defaults(nb) -> dict[str, str]:
+    """The notebook's parameters and their defaults, read from its code."""
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    return dict(re.findall(r'os\.environ\.get\("(O1_NB_\w+)", "([^"]*)"\)', code))
+
+
 @pytest.mark.parametrize("name", ["build_index", "rag_compare"])
-def test_notebooks_are_committed_without_outputs(name):
+def test_notebooks_are_committed_executed_on_their_default_slice(name):
     import nbformat
 
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     nbformat.validate(nb)
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    # executed top to bottom in one run, every cell with an output, none failed
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    assert all(c.outputs for c in code)
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    # the run's settings are stated, and they are the parameters' defaults
+    settings = [c.source for c in nb.cells if c.cell_type == "markdown" and "run-settings" in c.metadata.get("tags", [])]
+    assert len(settings) == 1
+    defaults = _defaults(nb)
+    assert {"O1_NB_DATA", "O1_NB_QUESTIONS", "O1_NB_DISTRACTORS", "O1_NB_THOUGHTS", "O1_NB_TOKENS"} <= set(defaults)
+    for param, value in defaults.items():
+        stated = f"`{value}`" if param == "O1_NB_DATA" else f"`{param}` = {value}"
+        assert stated in settings[0], f"the settings cell must state {stated}"
+    # ... and the outputs come from those defaults, not from the test suite's small slice
+    first = "".join(o.get("text", "") for o in code[0].outputs)
+    assert f"{defaults['O1_NB_QUESTIONS']} questions, {defaults['O1_NB_THOUGHTS']} thoughts of {defaults['O1_NB_TOKENS']} tokens" in first
+
+
+def test_rag_compare_is_committed_with_its_table_and_plot():
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOKS / "rag_compare.ipynb", as_version=4)
+    text = _text(nb)
+    assert "| metric | thinking | no thinking |" in text and "Thinking changed the answer to" in text
+    assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
 
 
 @pytest.mark.slow

@@ -21,8 +21,9 @@ class LastTokenEncoder(Encoder):
         pool_token: token appended to every text and pooled; ``None`` means the EOS token.
         o1_format: build query strings as ``<query>q</query><thought>t</s>`` (unified models)
             instead of ``q + " " + t``.
-        max_query_tokens / max_document_tokens: texts are cut to this many tokens (the pooling
-            token is added after the cut, so it is never lost).
+        max_query_tokens: queries are cut to this many tokens (the pooling token is added after
+            the cut, so it is never lost).
+        max_document_tokens: the same for documents.
     """
 
     def __init__(

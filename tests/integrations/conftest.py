@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 QUESTION = "Which metal is liquid at room temperature?"
 
@@ -35,13 +32,3 @@ def sample_index(fast_embedder, sample_corpus, tmp_path_factory):
     index = ChromaIndex("o1-samples", fast_embedder, path=tmp_path_factory.mktemp("chroma"))
     index.add(read_source(sample_corpus), show_progress=False)
     return index
-
-
-def readme_example(title: str) -> str:
-    """The python block of the README's integrations section whose code contains ``title``:
-    the README examples are what these tests run."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("<!-- integrations: begin -->", 1)[1].split("<!-- integrations: end -->", 1)[0]
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", section, re.S) if title in b]
-    assert len(blocks) == 1, f"README integrations section must hold one example with {title!r}"
-    return blocks[0]

@@ -1,4 +1,5 @@
-"""langchain_o1 on real Chroma with the real offline models: embeddings, retriever, LCEL chain."""
+"""langchain_o1 on real Chroma with the real offline models: embeddings and retriever (the docs'
+LCEL chain runs in tests/test_docs.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from langchain_o1 import O1Embeddings, O1Retriever
 from o1_retriever import CollectionError, InvalidQueryError
 from o1_retriever.index import read_source
 
-from .conftest import QUESTION, readme_example
+from .conftest import QUESTION
 
 pytestmark = pytest.mark.slow
 
@@ -112,19 +113,6 @@ def test_bad_input_gives_clear_errors(sample_index, lc_store):
     plain_store = Chroma("lc-other", embedding_function=None, client=lc_store._client)
     with pytest.raises(CollectionError, match="O1Embeddings"):
         O1Retriever.from_vectorstore(plain_store)
-
-
-def test_readme_lcel_rag_chain_with_smollm2():
-    code = readme_example("RunnableLambda(smollm2)")
-    ns: dict = {}
-    exec(compile(code, "README.md (LangChain example)", "exec"), ns)
-    answer = ns["answer"]
-    assert isinstance(answer, str) and answer.strip()
-    # the chain's first step retrieved with thinking: its context is the mercury document
-    docs = ns["retriever"].invoke(QUESTION)
-    assert docs[0].metadata["source"] == "mercury.md" and len(docs[0].metadata["thoughts"]) == 2
-    prompt = (ns["chain"].first | ns["prompt"]).invoke(QUESTION).to_string()
-    assert docs[0].page_content in prompt and QUESTION in prompt
 
 
 def test_from_collection_opens_read_only(sample_index, fast_embedder, tmp_path):

@@ -1,5 +1,6 @@
 """llama-index-embeddings-o1 and llama-index-retrievers-o1 on real Chroma with the real offline
-models: embedding, retriever, query transform, and the docs' RetrieverQueryEngine with SmolLM2."""
+models: embedding, retriever, query transform (the docs' RetrieverQueryEngine runs in
+tests/test_docs.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from chromadb.config import Settings as ChromaSettings
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.retrievers import TransformRetriever
-from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.embeddings.o1 import O1Embedding
 from llama_index.retrievers.o1 import O1QueryTransform, O1Retriever
 from llama_index.vector_stores.chroma import ChromaVectorStore
@@ -17,7 +18,7 @@ from llama_index.vector_stores.chroma import ChromaVectorStore
 from o1_retriever import CollectionError, InvalidQueryError
 from o1_retriever.index import read_source
 
-from .conftest import QUESTION, readme_example
+from .conftest import QUESTION
 
 pytestmark = pytest.mark.slow
 
@@ -121,20 +122,6 @@ def test_query_transform_in_transform_retriever(llama_store, fast_embedder, enco
     assert hits[0].node.metadata["source"] == "mercury.md"
     # hyde aggregation: the thoughts alone are the embedding strings
     assert O1QueryTransform(fast_embedder, aggregation="hyde").run(QueryBundle(QUESTION)).embedding_strs == fast_embedder.think([QUESTION], 1)[0]
-
-
-def test_readme_retriever_query_engine_with_smollm2():
-    code = readme_example("RetrieverQueryEngine.from_args")
-    ns: dict = {}
-    exec(compile(code, "README.md (LlamaIndex example)", "exec"), ns)
-    response = ns["response"]
-    assert isinstance(response.response, str) and response.response.strip()
-    sources = response.source_nodes
-    assert len(sources) == 2 and sources[0].node.metadata["file_name"] == "waggle_dance.md"
-    assert len(sources[0].node.metadata["thoughts"]) == 2
-    # the thoughts ride along in the metadata but stay out of what the LLM reads
-    assert "thoughts" not in sources[0].node.get_content(metadata_mode=MetadataMode.LLM)
-    assert "waggle" in sources[0].node.get_content(metadata_mode=MetadataMode.LLM).lower()
 
 
 def test_from_collection_opens_read_only(sample_index, fast_embedder, tmp_path):
