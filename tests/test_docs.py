@@ -264,7 +264,7 @@ def _check_evaluation(out: str, ns: Any) -> None:
 
 #: extra checks, each for the one block whose code contains the key
 CHECKS: dict[str, Callable[[str, Any], None]] = {
-    "o1-retriever search \"Which metal": _check_getting_started_cli,
+    "--k 1 --no-think --json": _check_getting_started_cli,
     "index.add(read_source(notes))": _check_getting_started_python,
     "embedder.embed_query(query, return_thoughts=True)": _check_concepts,
     'ChromaIndex("readme-notes"': _check_readme_python,
