@@ -30,10 +30,10 @@ test: install
 
 # the documentation site, built with --strict into site/ (docs-serve: live preview on 127.0.0.1:8000)
 docs: install
-	HF_HUB_OFFLINE=1 $(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 HF_HUB_OFFLINE=1 $(BIN)/mkdocs build --strict
 
 docs-serve: install
-	HF_HUB_OFFLINE=1 $(BIN)/mkdocs serve --strict
+	NO_MKDOCS_2_WARNING=1 HF_HUB_OFFLINE=1 $(BIN)/mkdocs serve --strict
 
 # re-execute both notebooks on their default slice and write the outputs into them (for a commit;
 # 10-15 minutes on a 2-core CPU); each states the committed run's settings in its second cell
