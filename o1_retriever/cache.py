@@ -13,8 +13,7 @@ takes the table past the bound, the least recently used rows are deleted. Record
 a read into a write, so uses are kept in memory and written in batches: with the next write of
 new thoughts, when 1000 uses are pending, or at most every 10 seconds (skipped, not waited for,
 while another process holds the write lock), and when the cache object is dropped or the process
-exits. A cached query therefore does no
-write of its own almost always.
+exits. A cached query therefore does no write of its own almost always.
 
 Files written by earlier versions (no ``used``/``thinker``/``prompt`` columns) are migrated in
 place on first open: ``ALTER TABLE ... ADD COLUMN`` keeps every row and every key, and processes
@@ -42,8 +41,8 @@ from o1_retriever.errors import CacheError
 log = logging.getLogger(__name__)
 
 #: Default bound. An evaluation run writes one row per (query, thinker, prompt, sampling, k):
-#: tens of thousands of rows. A row of three 64-token thoughts takes about 1 KB on disk, so the
-#: default bound is about 200 MB.
+#: tens of thousands of rows. A row of three 64-token thoughts takes about 1.1 KB on disk
+#: (benchmarks/thought_cache.py), so the default bound is about 226 MB.
 DEFAULT_MAX_ROWS = 200_000
 
 _FLUSH_SECONDS = 10.0  # recorded uses wait at most this long in memory
@@ -108,7 +107,7 @@ class ThoughtCache:
         self._uses: dict[str, float] = {}  # key -> time of its last read, not yet written
         self._uses_lock = threading.Lock()
         self._last_flush = time.monotonic()
-        self._written_counters: tuple[int, int, int] | None = None  # what cache_meta holds from us
+        self._written_counters = (0, 0, 0)  # hits, misses, evicted as cache_meta holds them from us
         self._check()
         _open_caches.add(self)
 

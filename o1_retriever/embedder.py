@@ -17,7 +17,7 @@ from o1_retriever.config import EmbedderConfig
 from o1_retriever.encoders.base import Encoder
 from o1_retriever.errors import InvalidQueryError, ThinkerError, check_query, is_valid_unicode
 from o1_retriever.factory import build_models
-from o1_retriever.thinkers.base import SamplingConfig, Thinker
+from o1_retriever.thinkers.base import SamplingConfig, Thinker, clean_thought
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,9 @@ _VECTOR_LRU_SIZE = 4096  # query vectors kept in memory (a few MB at 384 dimensi
 class QueryEmbedding:
     """A query vector with the thoughts that built it.
 
-    ``fallback`` is True when thinking was asked for but the thinker failed, so the vector is
-    the plain query embedding (see ``strict`` to raise instead).
+    ``fallback`` is True when thinking was asked for but the thinker failed, or wrote no usable
+    (non-empty) thought for this query, so the vector is the plain query embedding (see
+    ``strict`` to raise instead when the thinker fails).
     """
 
     query: str
@@ -115,8 +116,13 @@ class ThinkingEmbedder:
 
     # -- thinking ----------------------------------------------------------------------------
     def think(self, queries: Sequence[str], k: int | None = None) -> list[list[str]]:
-        """``k`` thoughts for each query: cached ones are reused, the rest are generated in one
-        batched call. Raises :class:`ThinkerError` if the thinker fails."""
+        """Up to ``k`` thoughts for each query: cached ones are reused, the rest are generated in
+        one batched call. Every thought goes through
+        :func:`~o1_retriever.thinkers.base.clean_thought` (a reasoning model's answer, or its
+        reasoning, without think tags) and empty thoughts are dropped: an empty thought is never
+        embedded. A query left with none gets ``[]``, is not cached, and is logged as a warning
+        (with ``strict``, raises :class:`ThinkerError` instead). Raises :class:`ThinkerError` if
+        the thinker fails."""
         k = k or self.k
         queries = [check_query(q) for q in queries]
         if self.thinker is None:
@@ -131,16 +137,39 @@ class ThinkingEmbedder:
                 raise
             except Exception as exc:  # any backend failure becomes one clear error
                 raise ThinkerError(f"{self.thinker.identity} failed to think: {exc}") from exc
-            if len(written) != len(todo) or any(len(t) != k for t in written):
-                raise ThinkerError(f"{self.thinker.identity} returned the wrong number of thoughts")
-            fresh = {key_of[q]: t for q, t in zip(todo, written)}
+            fresh = {key_of[q]: t for q, t in zip(todo, self._usable_output(written, len(todo), k))}
             if self.cache is not None:
-                self.cache.put_many([(key_of[q], q, fresh[key_of[q]]) for q in todo])
                 # Another writer may have stored this query first: serve what the cache holds,
                 # so every caller sees the same thoughts for the same key.
-                fresh.update(self.cache.get_many(list(fresh)))
+                prompt = self.thinker.prompt
+                fresh.update(self.cache.put_many(
+                    [(key_of[q], q, fresh[key_of[q]]) for q in todo if fresh[key_of[q]]],
+                    thinker=self.thinker.identity,
+                    prompt=f"{prompt.name}/v{prompt.version}",
+                ))
             known.update(fresh)
-        return [list(known[key_of[q]]) for q in queries]
+        usable = {key: _usable(thoughts) for key, thoughts in known.items()}  # rows cached by older versions may hold tags or blanks
+        bare = [q for q, key in key_of.items() if not usable[key]]
+        if bare:
+            message = f"{self.thinker.identity} wrote no usable thought for {len(bare)} of {len(key_of)} queries (e.g. {bare[0][:60]!r})"
+            if self.strict:
+                raise ThinkerError(message)
+            log.warning("%s: they fall back to their plain query embedding", message)
+        return [list(usable[key_of[q]]) for q in queries]
+
+    def _usable_output(self, written: Any, queries: int, k: int) -> list[list[str]]:
+        """The thinker's output, checked (``k`` strings for each query), through
+        :func:`clean_thought` (any thinker's think tags go) and without empty thoughts."""
+        assert self.thinker is not None
+        if len(written) != queries or any(isinstance(t, str) or len(t) != k for t in written):
+            raise ThinkerError(f"{self.thinker.identity} returned the wrong number of thoughts")
+        if any(not isinstance(t, str) for group in written for t in group):
+            raise ThinkerError(f"{self.thinker.identity} returned a thought that is not a string")
+        kept = [_usable(group) for group in written]
+        dropped = queries * k - sum(map(len, kept))
+        if dropped:
+            log.info("%s wrote %d empty thoughts out of %d: dropped", self.thinker.identity, dropped, queries * k)
+        return kept
 
     def _key(self, query: str, k: int) -> str:
         assert self.thinker is not None
@@ -198,8 +227,8 @@ class ThinkingEmbedder:
             for q, t in zip(queries, all_thoughts)
         ]
         vectors = self._vectors_of(groups)
-        results = [
-            QueryEmbedding(q, vectors[group], t, thinking=thinking and not fallback, fallback=fallback)
+        results = [  # a query whose thoughts were all empty falls back on its own
+            QueryEmbedding(q, vectors[group], t, thinking=thinking and not fallback and bool(t), fallback=fallback or (thinking and not t))
             for q, t, group in zip(queries, all_thoughts, groups)
         ]
         if return_thoughts:
@@ -250,3 +279,9 @@ class ThinkingEmbedder:
     def close(self) -> None:
         if self.thinker is not None:
             self.thinker.close()
+
+
+def _usable(thoughts: Sequence[str]) -> list[str]:
+    """The thoughts worth embedding: cleaned (idempotent for a thinker's already clean output),
+    none empty."""
+    return [thought for thought in map(clean_thought, thoughts) if thought]

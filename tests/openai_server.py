@@ -1,7 +1,18 @@
 """A real HTTP server on 127.0.0.1 speaking the OpenAI chat-completions format, for the
 thinker-failure tests: it can fail the first N requests (HTTP 503), fail all of them, or hang
 past the client's timeout. It is plumbing for the retry/fallback paths, so its answers are
-canned text (``"thought <n>"``), and it records every request it receives."""
+canned text (``"thought <n>"``), and it records every request it receives.
+
+It can also answer like a reasoning model (DeepSeek-R1 distills, Qwen3 in thinking mode) served
+by vLLM, llama.cpp or Ollama (``reasoning=True``): each choice is generated as
+``<think>REASONING</think>\n\nANSWER`` and cut at ``max_tokens`` (one word = one token), so a
+small budget really leaves the closing tag out. ``template_opens_think`` leaves the opening tag
+out of the output (the chat template put it in the prompt, as DeepSeek-R1's does);
+``reasoning_field`` names the field a server-side reasoning parser moves the reasoning into
+(``"reasoning_content"``: vLLM before 0.11 and llama.cpp; ``"reasoning"``: vLLM 0.11+ and
+Ollama), leaving ``content`` the answer, or null when the budget ran out inside the reasoning.
+``blank`` answers the first ``blank`` choices (over all requests; ``-1``: all of them) with
+nothing usable: an empty string, whitespace, or an empty think block, in turn."""
 
 from __future__ import annotations
 
@@ -12,8 +23,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class OpenAIStub:
-    def __init__(self, *, fail_first: int = 0, fail_always: bool = False, hang: float = 0.0, numbered: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        fail_first: int = 0,
+        fail_always: bool = False,
+        hang: float = 0.0,
+        numbered: bool = False,
+        reasoning: bool = False,
+        template_opens_think: bool = False,
+        reasoning_field: str | None = None,
+        blank: int = 0,
+    ) -> None:
         self.numbered = numbered  # answers name the request number, so every request answers differently
+        self.reasoning = reasoning
+        self.template_opens_think = template_opens_think
+        self.reasoning_field = reasoning_field
+        self.blank = blank
+        self.choices_sent = 0
+        self._count_lock = threading.Lock()
         self.fail_first = fail_first
         self.fail_always = fail_always
         self.hang = hang
@@ -35,10 +63,19 @@ class OpenAIStub:
                     self._send(503, {"error": {"message": "overloaded"}})
                     return
                 about = f"request {n}" if stub.numbered else body["messages"][0]["content"][-20:]
-                choices = [
-                    {"index": i, "message": {"role": "assistant", "content": f"thought {i} about {about}"}, "finish_reason": "stop"}
-                    for i in range(int(body.get("n", 1)))
-                ]
+                choices = []
+                for i in range(int(body.get("n", 1))):
+                    with stub._count_lock:
+                        stub.choices_sent += 1
+                        sent = stub.choices_sent
+                    finish = "stop"
+                    if stub.blank < 0 or sent <= stub.blank:
+                        message = {"role": "assistant", "content": _BLANKS[sent % len(_BLANKS)]}
+                    elif stub.reasoning:
+                        message, finish = stub._reasoning_message(i, about, int(body.get("max_tokens", 16)))
+                    else:
+                        message = {"role": "assistant", "content": f"thought {i} about {about}"}
+                    choices.append({"index": i, "message": message, "finish_reason": finish})
                 self._send(200, {"id": "x", "object": "chat.completion", "model": body.get("model"), "choices": choices})
 
             def _send(self, status: int, payload: dict) -> None:
@@ -57,6 +94,18 @@ class OpenAIStub:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def _reasoning_message(self, i: int, about: str, max_tokens: int) -> tuple[dict, str]:
+        """A reasoning model's choice ``i`` after ``max_tokens`` words, and its finish reason."""
+        words = ([] if self.template_opens_think else ["<think>"]) + reasoning_words(i, about) + ["</think>"] + answer_words(i, about)
+        finish = "length" if max_tokens < len(words) else "stop"
+        text = " ".join(words[:max_tokens]).replace("<think> ", "<think>\n").replace(" </think>", "\n</think>\n\n")
+        if self.reasoning_field is None:
+            return {"role": "assistant", "content": text}, finish
+        thinking, closed, answer = text.replace("<think>", "").partition("</think>")
+        if not closed:  # no end of reasoning yet: a parser returns it all as reasoning
+            return {"role": "assistant", "content": None, self.reasoning_field: thinking.strip()}, finish
+        return {"role": "assistant", "content": answer.strip(), self.reasoning_field: thinking.strip()}, finish
+
     def __enter__(self) -> "OpenAIStub":
         self._thread.start()
         return self
@@ -66,3 +115,16 @@ class OpenAIStub:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(5)
+
+
+_BLANKS = ["", "  \n\t ", "<think>\n\n</think>\n\n"]
+
+
+def reasoning_words(i: int, about: str) -> list[str]:
+    """The reasoning of choice ``i``, as tokens (14; ``about`` is one)."""
+    return ["okay", "the", "user", "asks", "about", about, "so", "let", "me", "recall", "facts,", "variant", str(i), "and"]
+
+
+def answer_words(i: int, about: str) -> list[str]:
+    """The answer of choice ``i``, as tokens (6; ``about`` is one)."""
+    return ["answer", f"{i}:", "a", "passage", "on", about]

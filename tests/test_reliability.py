@@ -1,4 +1,5 @@
-"""Reliability (issue 6): bad input, failing thinkers, concurrency.
+"""Reliability (issue 6): bad input, failing thinkers, concurrency; (issue 13) reasoning models
+behind an OpenAI-compatible server and empty thoughts.
 
 Real parts throughout: the offline MiniLM and SmolLM2, embedded Chroma, a real HTTP server on
 127.0.0.1 for the OpenAI-compatible thinker (tests/openai_server.py), a tiny GPT-2 built here
@@ -20,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from openai_server import OpenAIStub
+from openai_server import OpenAIStub, answer_words, reasoning_words
 
 from o1_retriever import InvalidQueryError, SamplingConfig, SourceError, ThinkerError, ThinkingEmbedder
+from o1_retriever.encoders.base import normalize
 from o1_retriever.index import ChromaIndex, Document, SourceReport, read_source
+from o1_retriever.thinkers.base import clean_thought
 from o1_retriever.thinkers.openai import OpenAIThinker
 
 QUERIES = ["Which metal is liquid at room temperature?", "Why is the sky blue?", "How do bees communicate?", "What causes tides?"]
@@ -313,3 +316,172 @@ def test_two_processes_thinking_through_one_cache_agree(tmp_path):
 
     assert len(ThoughtCache(tmp_path / "c.sqlite")) == len(queries)
     assert len({t for group in first for t in group}) == 2 * len(queries)  # real, distinct answers
+
+
+# -- thinkers in the wild: reasoning models and empty thoughts ---------------------------------
+# The real HTTP test server answers like a reasoning model behind vLLM / llama.cpp / Ollama:
+# `<think>reasoning</think> answer`, cut at max_tokens words (tests/openai_server.py).
+_ABOUT = "Why is the sky blue?"[-20:]
+_FULL = 64  # budget for reasoning + closing tag + answer
+_INSIDE = 10  # budget that ends inside the reasoning: no closing tag
+
+
+def _answer(i: int) -> str:
+    return " ".join(answer_words(i, _ABOUT))
+
+
+def _reasoning(i: int, tokens: int | None = None) -> str:
+    return " ".join(reasoning_words(i, _ABOUT)[:tokens])
+
+
+@pytest.mark.parametrize(
+    ("server", "budget", "expected"),
+    [
+        ({}, _FULL, _answer),  # tags in the content: the answer after </think>
+        ({"template_opens_think": True}, _FULL, _answer),  # only </think> is generated
+        ({}, _INSIDE, lambda i: _reasoning(i, _INSIDE - 1)),  # cut inside: the reasoning so far, no tag
+        ({"template_opens_think": True}, _INSIDE, lambda i: _reasoning(i, _INSIDE)),
+        ({}, 16, _reasoning),  # closed, but no answer fits: the whole reasoning
+        ({"reasoning_field": "reasoning_content"}, _FULL, _answer),  # vLLM < 0.11, llama.cpp server
+        ({"reasoning_field": "reasoning_content"}, _INSIDE, lambda i: _reasoning(i, _INSIDE - 1)),  # content is null
+        ({"reasoning_field": "reasoning_content"}, 16, _reasoning),  # content is ""
+        ({"reasoning_field": "reasoning"}, _FULL, _answer),  # vLLM 0.11+, Ollama
+        ({"reasoning_field": "reasoning"}, _INSIDE, lambda i: _reasoning(i, _INSIDE - 1)),
+    ],
+    ids=["tags", "template-opens-think", "tags-cut", "template-opens-think-cut", "tags-no-answer",
+         "reasoning_content", "reasoning_content-cut", "reasoning_content-no-answer", "reasoning", "reasoning-cut"],
+)
+def test_a_reasoning_model_s_thought_is_its_answer_or_else_its_reasoning(server, budget, expected):
+    with OpenAIStub(reasoning=True, **server) as stub:
+        thinker = OpenAIThinker(stub.url, "deepseek-r1-distill")
+        thoughts = thinker.think(["Why is the sky blue?"], 2, SamplingConfig(max_new_tokens=budget))
+        thinker.close()
+        assert len(stub.requests) == 1  # every choice was usable: nothing asked again
+    assert thoughts == [[expected(0), expected(1)]]
+    assert not any("think>" in t for t in thoughts[0])
+
+
+@pytest.mark.parametrize(
+    ("text", "reasoning", "thought"),
+    [
+        ("<think>\nThe user asks.\n</think>\n\nTides follow the Moon.", None, "Tides follow the Moon."),
+        ("<think>a</think><think>b</think> answer", None, "answer"),  # several blocks: after the last
+        ("<think>\n\n</think>\n\n", None, ""),  # an empty think block and no answer
+        ("<think>\nhalf a thought", "", "half a thought"),
+        ("", "reasoning only", "reasoning only"),
+        ("plain text<|im_end|>", None, "plain text"),  # models without tags are untouched
+    ],
+)
+def test_clean_thought_extracts_what_each_backend_embeds(text, reasoning, thought):
+    assert clean_thought(text, reasoning) == thought
+
+
+def test_empty_choices_are_asked_again_with_new_seeds():
+    with OpenAIStub(blank=2) as stub:  # the first two choices: "" and whitespace
+        thinker = OpenAIThinker(stub.url, "stub")
+        thoughts = thinker.think(["Why is the sky blue?"], 3, SamplingConfig(seed=7))
+        thinker.close()
+    assert all(t.strip() for t in thoughts[0]) and len(thoughts[0]) == 3
+    bodies = [body for _, _, body in stub.requests]
+    assert [(b["n"], b["seed"]) for b in bodies] == [(3, 7), (2, 10)]  # 2 asked again, seed past the 3 received
+
+
+def test_asking_again_is_bounded_and_what_stays_empty_is_returned_empty():
+    with OpenAIStub(blank=-1) as stub:  # nothing usable, ever
+        thinker = OpenAIThinker(stub.url, "stub")
+        thoughts = thinker.think(["Why is the sky blue?"], 2, SamplingConfig())
+        thinker.close()
+    assert thoughts == [["", ""]]
+    assert len(stub.requests) == 2 and stub.choices_sent == 4  # at most 2k samples
+
+
+def test_a_query_without_usable_thoughts_falls_back_visibly_and_is_not_cached(encoder, tmp_path, caplog):
+    from o1_retriever import ThoughtCache
+
+    cache = ThoughtCache(tmp_path / "c.sqlite")
+    with OpenAIStub(blank=-1) as stub:
+        embedder = ThinkingEmbedder(OpenAIThinker(stub.url, "stub"), encoder, thoughts=2, cache=cache)
+        with caplog.at_level(logging.WARNING):
+            result = embedder.embed_query("Why is the sky blue?", return_thoughts=True)
+        assert result.fallback and not result.thinking and result.thoughts == []
+        assert np.allclose(result.vector, encoder.encode_queries(["Why is the sky blue?"])[0], atol=1e-6)
+        assert "wrote no usable thought for 1 of 1 queries" in caplog.text and "fall back" in caplog.text
+        assert len(cache) == 0  # a fallback is not remembered: the next call asks again
+        strict = ThinkingEmbedder(OpenAIThinker(stub.url, "stub"), encoder, thoughts=2, cache=None, strict=True)
+        with pytest.raises(ThinkerError, match="no usable thought"):
+            strict.embed_query("Why is the sky blue?")
+
+
+def test_only_the_query_without_thoughts_falls_back_in_a_batch(encoder, tmp_path):
+    # one request at a time, so the first query gets all 2k=4 blank samples and the second none
+    with OpenAIStub(blank=4) as stub:
+        embedder = ThinkingEmbedder(OpenAIThinker(stub.url, "stub", concurrency=1), encoder, thoughts=2, cache=tmp_path / "c.sqlite")
+        first, second = embedder.embed_queries(["Why is the sky blue?", "What causes tides?"], return_thoughts=True)
+    assert first.fallback and not first.thinking and first.thoughts == []
+    assert not second.fallback and second.thinking and len(second.thoughts) == 2
+
+
+def test_empty_thoughts_are_dropped_and_the_cache_keeps_what_was_kept(encoder, tmp_path):
+    from o1_retriever import ThoughtCache
+
+    cache = ThoughtCache(tmp_path / "c.sqlite")
+    # k=3: the first 3 + 1 samples are blank, so after 2k=6 samples only 2 are usable
+    with OpenAIStub(blank=4) as stub:
+        embedder = ThinkingEmbedder(OpenAIThinker(stub.url, "stub"), encoder, thoughts=3, aggregation="o1", cache=cache)
+        result = embedder.embed_query("Why is the sky blue?", return_thoughts=True)
+        requests = len(stub.requests)
+    assert requests == 2 and not result.fallback and result.thinking
+    assert len(result.thoughts) == 2 and all(t.strip() for t in result.thoughts)
+    strings = [encoder.query_text("Why is the sky blue?", t) for t in result.thoughts]  # no string for the empty one
+    assert np.allclose(result.vector, normalize(encoder.encode_queries(strings).mean(axis=0, keepdims=True))[0], atol=1e-5)
+    assert list(cache.get_many([embedder._key("Why is the sky blue?", 3)]).values()) == [result.thoughts]
+
+
+@pytest.mark.slow
+def test_cli_search_json_flags_a_query_whose_thoughts_were_all_empty(encoder, tmp_path, model_home, sample_corpus):
+    ChromaIndex("docs", ThinkingEmbedder(None, encoder), path=tmp_path / "db").add(read_source(sample_corpus), show_progress=False)
+    with OpenAIStub(blank=-1) as server:
+        done = cli("search", "Which metal is liquid at room temperature?", "--collection", "docs", "--db", str(tmp_path / "db"),
+                   "--thinker", server.url, "--thinker-model", "stub", "--cache", str(tmp_path / "c.sqlite"), "--k", "2", "--json",
+                   home=model_home)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["fallback"] is True and payload["thoughts"] == []
+    assert payload["results"][0]["id"] == "mercury.md#0"
+    assert "no usable thought" in " ".join(done.stderr.split())
+
+
+@pytest.mark.slow
+def test_cli_cache_max_rows_bounds_the_cache_a_search_fills(encoder, tmp_path, model_home, sample_corpus):
+    from o1_retriever import ThoughtCache
+
+    ChromaIndex("docs", ThinkingEmbedder(None, encoder), path=tmp_path / "db").add(read_source(sample_corpus), show_progress=False)
+    cache = tmp_path / "c.sqlite"
+    with OpenAIStub() as server:
+        for query in QUERIES[:3]:
+            done = cli("search", query, "--collection", "docs", "--db", str(tmp_path / "db"), "--thinker", server.url,
+                       "--thinker-model", "stub", "--cache", str(cache), "--cache-max-rows", "2", "--k", "1", "--json", home=model_home)
+            assert done.returncode == 0, done.stderr
+    assert len(ThoughtCache(cache)) == 2
+
+
+def test_the_embedder_cleans_every_thinker_s_output_and_old_cached_rows(tmp_path):
+    from o1_retriever import Thinker, ThoughtCache
+    from o1_retriever.prompts import PASSAGE_PROMPT
+
+    class RawThinker(Thinker):  # a third-party backend that returns raw generations: plumbing only
+        prompt = PASSAGE_PROMPT
+        identity = "raw"
+
+        def think(self, queries, k, sampling):
+            return [["<think>\nthe user asks\n</think>\n\nTides follow the Moon.", "<think>\ncut short", " \n"] for _ in queries]
+
+    cache = ThoughtCache(tmp_path / "c.sqlite")
+    embedder = ThinkingEmbedder(RawThinker(), encoder=None, thoughts=3, cache=cache)  # think() never encodes
+    assert embedder.think(["What causes tides?"]) == [["Tides follow the Moon.", "cut short"]]
+    key = embedder._key("What causes tides?", 3)
+    assert cache.get_many([key]) == {key: ["Tides follow the Moon.", "cut short"]}  # what was kept
+    # a row an earlier version cached with the tags in it is served clean
+    old = embedder._key("Why is the sky blue?", 3)
+    cache.put_many([(old, "Why is the sky blue?", ["<think>scattering</think> Rayleigh scattering.", ""])])
+    assert embedder.think(["Why is the sky blue?"]) == [["Rayleigh scattering."]]

@@ -51,7 +51,8 @@ def stats_cmd(
     summary.add_column(style="bold")
     summary.add_column()
     summary.add_row("rows", f"{stats.rows:,}" + (f" (bound of the last process: {last['max_rows']:,})" if last else ""))
-    summary.add_row("size on disk", f"{stats.bytes_on_disk / 1e6:.1f} MB")
+    size = stats.bytes_on_disk
+    summary.add_row("size on disk", f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB")
     summary.add_row("used", f"{_when(stats.first_use)} .. {_when(stats.last_use)}")
     if last:
         lookups = last["hits"] + last["misses"]

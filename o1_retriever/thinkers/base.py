@@ -45,6 +45,9 @@ class Thinker(ABC):
     """
 
     prompt: ThoughtPrompt
+    #: whether one call's queries are generated together (False: one after another, so timing
+    #: a single-query call measures that query alone)
+    batches_queries: bool = True
 
     @property
     @abstractmethod
@@ -53,14 +56,55 @@ class Thinker(ABC):
 
     @abstractmethod
     def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
-        """Return ``k`` thoughts for every query, in query order."""
+        """Return ``k`` thoughts for every query, in query order, each passed through
+        :func:`clean_thought`. A sample with nothing usable in it is ``""``: the embedder
+        drops it (it never embeds an empty thought)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (HTTP clients, ...)."""
 
 
-def clean_thought(text: str) -> str:
-    """Strip whitespace and chat-template leftovers from a generated thought."""
-    for marker in ("<|im_end|>", "<|endoftext|>", "</s>", "<emb>"):
-        text = text.replace(marker, "")
-    return text.strip()
+#: Reasoning models (DeepSeek-R1 distills, Qwen3 in thinking mode, QwQ) wrap their reasoning in
+#: these tags, before the answer.
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+_TEMPLATE_LEFTOVERS = ("<|im_end|>", "<|endoftext|>", "</s>", "<emb>")
+
+
+def clean_thought(text: str, reasoning: str | None = None) -> str:
+    r"""The thought in a generated text: chat-template leftovers and whitespace stripped, and
+    for a reasoning model the answer after ``</think>``, or its reasoning when no answer fits.
+
+    A reasoning model writes ``<think>reasoning</think>answer``. Its chat template may put the
+    opening tag in the prompt (only ``</think>`` is generated), and a short token budget often
+    cuts the text before the closing tag. The answer is the text that looks like the passages
+    being searched; when the budget left none, the reasoning is kept instead: it is still text
+    about the query, where an empty thought would carry nothing. ``reasoning`` is reasoning a
+    server returned apart from the content (``reasoning_content`` or ``reasoning`` in
+    OpenAI-compatible replies). The tags never remain; "" means nothing usable was written.
+
+    Example::
+
+        >>> clean_thought("<think>The user asks about tides.</think>\n\nTides follow the Moon.")
+        'Tides follow the Moon.'
+        >>> clean_thought("<think>\nTides come from the pull of the")
+        'Tides come from the pull of the'
+        >>> clean_thought("", reasoning="Okay, tides are driven by")
+        'Okay, tides are driven by'
+        >>> clean_thought("  <|im_end|>")
+        ''
+    """
+    for leftover in _TEMPLATE_LEFTOVERS:
+        text = text.replace(leftover, "")
+    answer, inline_reasoning = text, ""
+    if THINK_CLOSE in text:  # everything before the last closing tag is reasoning
+        inline_reasoning, _, answer = text.rpartition(THINK_CLOSE)
+    elif THINK_OPEN in text:  # reasoning cut by the token budget
+        answer, _, inline_reasoning = text.partition(THINK_OPEN)
+    answer = _without_think_tags(answer)
+    if answer:
+        return answer
+    return _without_think_tags("\n".join(part for part in (reasoning, inline_reasoning) if part))
+
+
+def _without_think_tags(text: str) -> str:
+    return text.replace(THINK_OPEN, "").replace(THINK_CLOSE, "").strip()

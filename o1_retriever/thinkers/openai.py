@@ -20,9 +20,12 @@ class OpenAIThinker(Thinker):
 
     One request per query asks for ``n=k`` samples (servers that share the prompt's prefill
     across samples, like vLLM, pay for it once); requests for different queries run
-    concurrently. A server that returns fewer than ``k`` choices (some ignore ``n``) is asked
-    again for the rest. Failures are retried with exponential backoff, then raised as
-    :class:`ThinkerError`.
+    concurrently. A server that returns fewer than ``k`` usable choices (some ignore ``n``;
+    reasoning models may write nothing but whitespace) is asked again for the rest, with new
+    seeds, up to ``2k`` samples in all; what is still missing then comes back as ``""``.
+    Reasoning models are handled by :func:`clean_thought` (answer after ``</think>``, else the
+    reasoning, from the content or the ``reasoning_content`` / ``reasoning`` field). Failures
+    are retried with exponential backoff, then raised as :class:`ThinkerError`.
 
     The API key is read from the environment variable ``api_key_env`` (never passed on the
     command line, never logged).
@@ -67,23 +70,27 @@ class OpenAIThinker(Thinker):
             return list(pool.map(lambda q: self._think_one(q, k, sampling), queries))
 
     def _think_one(self, query: str, k: int, sampling: SamplingConfig) -> list[str]:
-        thoughts: list[str] = []
-        while len(thoughts) < k:
+        kept: list[str] = []
+        received = 0
+        while len(kept) < k and received < 2 * k:
             body = {
                 "model": self.model,
                 "messages": [{"role": "user", "content": self.prompt.render(query)}],
                 "max_tokens": sampling.max_new_tokens,
                 "temperature": sampling.temperature,
                 "top_p": sampling.top_p,
-                "n": k - len(thoughts),
+                "n": k - len(kept),
             }
-            if sampling.seed is not None:
-                body["seed"] = sampling.seed + len(thoughts)
+            if sampling.seed is not None:  # a sample asked again gets a seed of its own
+                body["seed"] = sampling.seed + received
             choices = self._post(body)["choices"]
             if not choices:
                 raise ThinkerError(f"{self.identity} returned no choices")
-            thoughts.extend(clean_thought(c["message"]["content"] or "") for c in choices)
-        return thoughts[:k]
+            received += len(choices)
+            kept.extend(thought for thought in map(_thought_of, choices) if thought)
+        if len(kept) < k:
+            log.info("thinker %s wrote %d empty thoughts out of %d samples for one query", self.identity, received - len(kept), received)
+        return kept[:k] + [""] * (k - len(kept))
 
     def _post(self, body: dict) -> dict:
         import httpx
@@ -107,3 +114,13 @@ class OpenAIThinker(Thinker):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _thought_of(choice: dict) -> str:
+    """The thought in one choice. Reasoning models served with a reasoning parser (vLLM,
+    llama.cpp server, Ollama) return their reasoning apart from the answer, as
+    ``reasoning_content`` (vLLM before 0.11, llama.cpp) or ``reasoning`` (vLLM 0.11+, Ollama);
+    without a parser the ``<think>`` tags are in the content. See :func:`clean_thought`."""
+    message = choice.get("message") or {}
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    return clean_thought(message.get("content") or "", reasoning if isinstance(reasoning, str) else None)
