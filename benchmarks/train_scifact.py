@@ -31,53 +31,15 @@ import importlib.util
 import json
 import os
 import random
-import subprocess
 import sys
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
-STAGES: list[dict] = []
+from _common import STAGES, run_eval, stage  # noqa: E402
 
-
-@contextmanager
-def stage(name: str):
-    """Wall time and peak RSS (sampled every 0.1 s with psutil) of one stage: this process's
-    and, for the ``o1-retriever eval`` stages, the subprocess's own."""
-    import psutil
-
-    proc = psutil.Process()
-    peak = [proc.memory_info().rss, 0]  # [this process, largest child]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.wait(0.1):
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            for child in proc.children(recursive=True):
-                try:
-                    peak[1] = max(peak[1], child.memory_info().rss)
-                except psutil.Error:
-                    pass
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    start = time.perf_counter()
-    print(f"== {name}", file=sys.stderr, flush=True)
-    try:
-        yield
-    finally:
-        stop.set()
-        t.join()
-        peak[0] = max(peak[0], proc.memory_info().rss)
-        record = {"stage": name, "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak[0] / 2**20)}
-        if peak[1]:
-            record["subprocess_peak_rss_mb"] = round(peak[1] / 2**20)
-        STAGES.append(record)
-        print(f"   {STAGES[-1]}", file=sys.stderr, flush=True)
+from o1_retriever.evaluation.stats import paired_difference  # noqa: E402
 
 
 def ndcg10(qrels: dict[str, dict[str, int]], q_ids: list[str], q_vecs, doc_ids: list[str], d_vecs) -> float:
@@ -226,18 +188,6 @@ def main() -> None:
     report(rows_out, unified_rows, args)
 
 
-def run_eval(dataset: str, label: str, folder: Path, options: list[str], work: Path) -> dict:
-    """One ``o1-retriever eval`` run (reused when its results.json exists)."""
-    out = work / "eval" / f"{dataset}-{label}".replace(" ", "_").replace("/", "_")
-    result = out / "results.json"
-    if not result.exists():
-        cmd = [sys.executable, "-m", "o1_retriever", "eval", str(folder), "--out", str(out), *options]
-        with stage(f"o1-retriever eval {dataset}: {label}"):
-            print("   $ " + " ".join(cmd), file=sys.stderr, flush=True)
-            subprocess.run(cmd, check=True)
-    return json.loads(result.read_text())
-
-
 def unified_reduced_corpus(args, sampling, unified_dir: Path) -> dict:
     """(a)/(b) on SciFact over a reduced corpus (see the module docstring)."""
     from o1_retriever import EmbedderConfig, ThinkingEmbedder
@@ -260,17 +210,6 @@ def unified_reduced_corpus(args, sampling, unified_dir: Path) -> dict:
     return out
 
 
-def paired_ci(a: dict, b: dict, metric: str = "nDCG@10", n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of b - a over the shared queries, with a paired bootstrap 95% interval (points)."""
-    import numpy as np
-
-    common = sorted(set(a) & set(b))
-    d = np.array([b[q][metric] - a[q][metric] for q in common]) * 100
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(n, len(d)))].mean(axis=1)
-    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def report(rows_out, unified_rows: dict, args) -> None:
     print()
     for dataset in dict.fromkeys(r[0] for r in rows_out):
@@ -287,7 +226,8 @@ def report(rows_out, unified_rows: dict, args) -> None:
             if res is ref:
                 print(f"{label:62s} {res['metrics']['nDCG@10']:8.4f}")
                 continue
-            mean, lo, hi = paired_ci(ref["per_query"], res["per_query"])
+            d = paired_difference(ref["per_query"], res["per_query"])
+            mean, lo, hi = d.mean, d.low, d.high
             tag = "vs its no-thinking" if ref is not dense else "vs dense"
             print(f"{label:62s} {res['metrics']['nDCG@10']:8.4f} {mean:+6.1f} [{lo:+.1f}, {hi:+.1f}] {tag}")
         trained = next((res for label, res in by.items() if label.startswith("trained thinker")), None)

@@ -31,7 +31,8 @@ def test_index_then_search_json_contract(model_home, tmp_path, sample_corpus):
     think = run("search", "Which metal is liquid at room temperature?", "--thoughts", "2", *common, home=model_home)
     assert think.returncode == 0, think.stderr
     payload = json.loads(think.stdout)  # exactly one JSON object on stdout
-    assert set(payload) == {"query", "thoughts", "results"}
+    assert set(payload) == {"query", "thinking", "thoughts", "results"}
+    assert payload["thinking"] is True
     assert payload["query"] == "Which metal is liquid at room temperature?"
     assert len(payload["thoughts"]) == 2 and all(isinstance(t, str) for t in payload["thoughts"])
     assert len(payload["results"]) == 3
@@ -40,7 +41,7 @@ def test_index_then_search_json_contract(model_home, tmp_path, sample_corpus):
 
     plain = run("search", "Which metal is liquid at room temperature?", "--no-think", *common, home=model_home)
     assert plain.returncode == 0, plain.stderr
-    assert json.loads(plain.stdout)["thoughts"] == []
+    assert json.loads(plain.stdout)["thoughts"] == [] and json.loads(plain.stdout)["thinking"] is False
 
     again = run("index", str(sample_corpus), "--collection", "sample", "--db", db, home=model_home)
     assert "0 written" in again.stderr

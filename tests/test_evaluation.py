@@ -281,3 +281,37 @@ def test_clean_answer():
     assert clean_answer("Answer: Paris.\nBecause it is the capital") == "Paris"
     assert clean_answer('\n  "Rush"  ') == "Rush"
     assert clean_answer("") == ""
+
+
+@pytest.mark.slow
+def test_eval_auto_system_reports_share_latency_and_comparisons(tmp_path, model_home):
+    """thinking[auto] on 3 HotpotQA questions: with a gate that always thinks it equals
+    thinking[o1+query] (and counts generation for every query); with one that never thinks it
+    equals dense; results.json carries thought_share, p95 latency and paired comparisons."""
+    from o1_retriever.cli import app
+    from o1_retriever.gate import GateProfile
+
+    data = hotpot_slice(tmp_path / "hotpot", questions=3)
+    base = ["eval", str(data), "--systems", "dense,thinking,auto", "--thoughts", "1", "--max-new-tokens", "16", "--cache", str(tmp_path / "c.sqlite")]
+    saved = {}
+    for name, gate in (("always", GateProfile("top1", 2.0, "below")), ("never", GateProfile("top1", -2.0, "below"))):
+        result = runner.invoke(app, [*base, "--gate-profile", str(gate.save(tmp_path / f"{name}.json")), "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        assert "| thinking[auto] |" in result.stdout and "vs dense" in result.stdout
+        saved[name] = json.loads((tmp_path / name / "results.json").read_text())
+    always, never = saved["always"]["systems"], saved["never"]["systems"]
+    assert always["thinking[auto]"]["metrics"] == always["thinking[o1+query]"]["metrics"]
+    assert always["thinking[auto]"]["thought_share"] == 1.0 and always["thinking[o1+query]"]["thought_share"] == 1.0
+    assert never["thinking[auto]"]["metrics"] == never["dense"]["metrics"]
+    assert never["thinking[auto]"]["thought_share"] == 0.0 and never["dense"]["thought_share"] == 0.0
+    assert never["thinking[auto]"]["thoughts_per_query"] == 0
+    assert all(d["think"] for d in always["thinking[auto]"]["gate"].values())
+    assert not any(d["think"] for d in never["thinking[auto]"]["gate"].values())
+    for s in always.values():
+        assert s["latency_p95_ms"] >= 0 and s["latency_ms"] > 0
+    # the first run generated the thoughts: auto's latency includes them; the rerun read them from the cache
+    assert always["thinking[auto]"]["latency_ms"] > always["dense"]["latency_ms"]
+    comparisons = saved["always"]["comparisons"]
+    assert set(comparisons["thinking[auto]"]) == {"dense", "thinking[o1+query]"}
+    assert comparisons["thinking[auto]"]["thinking[o1+query]"]["mean"] == 0.0
+    assert saved["never"]["settings"]["gate"]["threshold"] == -2.0

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from o1_retriever.cli.app import Collection, Db, Host, Port, Token, command, err, open_index, out
 from o1_retriever.config import EmbedderConfig
-from o1_retriever.errors import check_query
+from o1_retriever.errors import InvalidQueryError, check_query
 
 
 @command(name="search")
@@ -24,17 +24,26 @@ def search_cmd(
     port: Port = 8000,
     token: Token = None,
     k: Annotated[int, typer.Option("--k", min=1, help="Results to return.")] = 10,
-    no_think: Annotated[bool, typer.Option("--no-think", help="Plain dense retrieval (no thoughts).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: {query, thoughts, results:[{id, score, text}]}.")] = False,
+    think: Annotated[str, typer.Option("--think", help="always: think about every query; never: plain dense retrieval; auto: search plainly first and think only when the top 10 look uncertain (see --gate-profile).")] = "always",
+    no_think: Annotated[bool, typer.Option("--no-think", help="Same as --think never.")] = False,
+    gate_profile: Annotated[Optional[Path], typer.Option("--gate-profile", help="--think auto: a gate profile written by 'o1-retriever calibrate' (default: the built-in one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: {query, thinking, thoughts, results:[{id, score, text}], gate (--think auto)}.")] = False,
     *,
     config: EmbedderConfig,
 ) -> None:
     """Think about QUERY, then search the collection."""
+    from o1_retriever.gate import GateProfile
+    from o1_retriever.index.chroma import THINKING_MODES
+
     check_query(query)  # before loading any model
-    if no_think:  # the plain baseline needs no thinker (a unified model still embeds the query)
+    if think not in THINKING_MODES:
+        raise InvalidQueryError(f"--think must be one of {', '.join(THINKING_MODES)}, got {think!r}")
+    mode = "never" if no_think else think
+    gate = GateProfile.load(gate_profile) if mode == "auto" else None  # a bad profile fails before any model loads
+    if mode == "never":  # the plain baseline needs no thinker (a unified model still embeds the query)
         config = dataclasses.replace(config, thinker="none")
     index = open_index(collection, config, db, host, port, token, create=False)
-    result = index.search(query, k=k, thinking=not no_think)
+    result = index.search(query, k=k, thinking=mode, gate=gate)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         return
@@ -42,6 +51,8 @@ def search_cmd(
 
 
 def show_result(result: Any, title: str | None = None) -> None:
+    if result.gate is not None:
+        out.print(f"[dim]gate: {result.gate.reason}[/]")
     if result.fallback:
         out.print("[yellow]the thinker failed: results come from the plain query[/]")
     if result.thoughts:

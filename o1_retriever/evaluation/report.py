@@ -23,9 +23,25 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 
 def retrieval_table(results: RetrievalResults) -> str:
-    headers = ["system", *MEASURES, "latency ms/query", "thoughts/query", "generated/query"]
+    """One row per system: metrics, nDCG@10 against dense (and auto against always thinking)
+    in points with paired bootstrap 95 % intervals, latency (mean, p95), thought share."""
+    comparisons = results.comparisons()
+    headers = ["system", *MEASURES, "nDCG@10 vs dense", "vs always (auto) or own no-thinking (unified)", "latency ms/query", "p95 ms", "thought share", "thoughts/query", "generated/query"]
+
+    def versus(name: str, ref: str | None) -> str:
+        found = comparisons.get(name, {})
+        if ref is None:  # the comparison that is not against dense (auto vs its always-thinking system)
+            ref = next((r for r in found if r != "dense"), None)
+        if ref is None or ref not in found:
+            return ""
+        c = found[ref]
+        return f"{c['mean']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}]"
+
     rows = [
-        [s.name, *(s.metrics[m] for m in MEASURES), f"{s.latency_ms:.1f}", f"{s.thoughts_per_query:g}", f"{s.generated_per_query:g}"]
+        [
+            s.name, *(s.metrics[m] for m in MEASURES), versus(s.name, "dense"), versus(s.name, None),
+            f"{s.latency_ms:.1f}", f"{s.latency_p95_ms:.1f}", f"{s.thought_share:.0%}", f"{s.thoughts_per_query:g}", f"{s.generated_per_query:g}",
+        ]
         for s in results.systems
     ]
     return markdown_table(headers, rows)

@@ -6,8 +6,14 @@
 * Chroma's HNSW search is approximate; evaluation scores every stored vector instead (exact
   cosine, the vectors are unit length), so figures are exact and reproducible.
 * Systems: ``bm25`` (bm25s), ``dense`` (same encoder, no thinking), ``hyde`` (thoughts only),
-  ``thinking`` (once per aggregation asked for: ``thinking[o1]``, ``thinking[o1+query]``), and
-  ``unified`` / ``unified-dense`` when a unified model is given.
+  ``thinking`` (once per aggregation asked for: ``thinking[o1]``, ``thinking[o1+query]``),
+  ``auto`` (``thinking[auto]``: a :class:`~o1_retriever.gate.GateProfile` reads each query's plain
+  top-10 and thinks only where retrieval looks uncertain), and ``unified`` / ``unified-dense``
+  when a unified model is given.
+* Latency is per query: the batched encoding and search divided evenly, plus the generation
+  time of the query's own thoughts in this run (thoughts read from the cache cost nothing; a
+  llama.cpp thinker generates one query at a time, so its per-query times are exact). Each
+  system reports the mean and the 95th percentile, and the share of queries that thought.
 * Thoughts are generated once per run (batched, with a progress bar) through
   :meth:`ThinkingEmbedder.think`; every thinking system then reads them from the thought cache.
 """
@@ -23,7 +29,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
@@ -34,9 +40,12 @@ from o1_retriever.evaluation.beir import BeirDataset
 from o1_retriever.evaluation.metrics import evaluate_run
 from o1_retriever.thinkers.base import SamplingConfig, Thinker
 
+if TYPE_CHECKING:
+    from o1_retriever.gate import GateProfile
+
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("bm25", "dense", "hyde", "thinking")
+SYSTEMS = ("bm25", "dense", "hyde", "thinking", "auto")
 AGGREGATIONS = ("o1", "o1+query", "hyde")
 
 
@@ -46,7 +55,7 @@ class EvaluationError(O1RetrieverError, ValueError):
 
 @dataclass
 class System:
-    """One system of a run. ``kind`` is bm25 | dense | thinking | unified | unified-dense."""
+    """One system of a run. ``kind`` is bm25 | dense | thinking | auto | unified | unified-dense."""
 
     name: str
     kind: str
@@ -54,7 +63,8 @@ class System:
 
 
 def parse_systems(systems: str | Sequence[str], aggregations: str | Sequence[str] = "o1+query", unified: bool = False) -> list[System]:
-    """``"bm25,dense,hyde,thinking"`` -> systems; ``thinking`` becomes one system per aggregation."""
+    """``"bm25,dense,hyde,thinking,auto"`` -> systems; ``thinking`` becomes one system per
+    aggregation; ``auto`` (adaptive thinking: the gate decides per query) uses the first one."""
     names = [s.strip() for s in (systems.split(",") if isinstance(systems, str) else systems) if s.strip()]
     aggs = [a.strip() for a in (aggregations.split(",") if isinstance(aggregations, str) else aggregations) if a.strip()]
     unknown = [s for s in names if s not in SYSTEMS]
@@ -63,8 +73,8 @@ def parse_systems(systems: str | Sequence[str], aggregations: str | Sequence[str
     bad = [a for a in aggs if a not in AGGREGATIONS]
     if bad:
         raise EvaluationError(f"unknown aggregation {bad[0]!r}; choose from {', '.join(AGGREGATIONS)}")
-    if "thinking" in names and not aggs:
-        raise EvaluationError("the thinking system needs at least one aggregation")
+    if ("thinking" in names or "auto" in names) and not aggs:
+        raise EvaluationError("the thinking and auto systems need at least one aggregation")
     out: list[System] = []
     for name in dict.fromkeys(names):
         if name == "bm25":
@@ -73,6 +83,8 @@ def parse_systems(systems: str | Sequence[str], aggregations: str | Sequence[str
             out.append(System("dense", "dense"))
         elif name == "hyde":
             out.append(System("hyde", "thinking", "hyde"))
+        elif name == "auto":
+            out.append(System("thinking[auto]", "auto", aggs[0]))
         else:
             out.extend(System(f"thinking[{a}]", "thinking", a) for a in dict.fromkeys(aggs))
     if unified:
@@ -148,19 +160,26 @@ def exact_search(vectors: np.ndarray, matrix: np.ndarray, ids: Sequence[str], k:
 
 # -- counting generated thoughts -----------------------------------------------------------------
 class CountingThinker(Thinker):
-    """Wraps a thinker and counts the thoughts it actually generates (cache hits never reach it)."""
+    """Wraps a thinker and counts the thoughts it actually generates (cache hits never reach it),
+    and the seconds spent generating for each query (a batch's time split evenly over it)."""
 
     def __init__(self, inner: Thinker) -> None:
         self.inner = inner
         self.prompt = inner.prompt
+        self.batches_queries = inner.batches_queries
         self.generated = 0
+        self.seconds: dict[str, float] = {}
 
     @property
     def identity(self) -> str:
         return self.inner.identity
 
     def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+        start = time.perf_counter()
         out = self.inner.think(queries, k, sampling)
+        each = (time.perf_counter() - start) / max(1, len(queries))
+        for q in queries:
+            self.seconds[q] = self.seconds.get(q, 0.0) + each
         self.generated += sum(len(t) for t in out)
         return out
 
@@ -173,23 +192,44 @@ class CountingThinker(Thinker):
 class SystemResult:
     name: str
     metrics: dict[str, float]
-    latency_ms: float
+    latencies_ms: list[float]  # one per query, in query order
     thoughts_per_query: float
     generated_per_query: float
     fallbacks: int
     per_query: dict[str, dict[str, float]]
+    thought: dict[str, bool] = field(default_factory=dict)  # query id -> thought about it
+    decisions: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # auto: the gate's
     run: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
     thoughts: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
+    @property
+    def latency_ms(self) -> float:
+        """Mean latency per query."""
+        return float(np.mean(self.latencies_ms)) if self.latencies_ms else 0.0
+
+    @property
+    def latency_p95_ms(self) -> float:
+        return float(np.percentile(self.latencies_ms, 95)) if self.latencies_ms else 0.0
+
+    @property
+    def thought_share(self) -> float:
+        """Share of the queries whose vector used thoughts."""
+        return sum(self.thought.values()) / len(self.thought) if self.thought else 0.0
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "metrics": self.metrics,
             "latency_ms": self.latency_ms,
+            "latency_p95_ms": self.latency_p95_ms,
+            "thought_share": self.thought_share,
             "thoughts_per_query": self.thoughts_per_query,
             "generated_per_query": self.generated_per_query,
             "fallbacks": self.fallbacks,
             "per_query": self.per_query,
         }
+        if self.decisions:
+            out["gate"] = self.decisions
+        return out
 
 
 @dataclass
@@ -200,6 +240,12 @@ class RetrievalResults:
     settings: dict[str, Any]
     systems: list[SystemResult]
 
+    def system(self, name: str) -> SystemResult:
+        for s in self.systems:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
@@ -207,15 +253,42 @@ class RetrievalResults:
             "queries": self.queries,
             "settings": self.settings,
             "systems": {s.name: s.to_dict() for s in self.systems},
+            "comparisons": self.comparisons(),
         }
+
+    def comparisons(self) -> dict[str, dict[str, Any]]:
+        """Each system's nDCG@10 against ``dense`` (and ``thinking[auto]`` against always
+        thinking with the same aggregation): mean difference in points with a paired bootstrap
+        95 % interval."""
+        from o1_retriever.evaluation.stats import paired_difference
+
+        names = {s.name: s for s in self.systems}
+        out: dict[str, dict[str, Any]] = {}
+        for s in self.systems:
+            refs = {}
+            if "dense" in names and s.name != "dense":
+                refs["dense"] = names["dense"]
+            if s.name == "thinking[auto]":
+                always = next((r for r in self.systems if r.name.startswith("thinking[") and r.name != s.name), None)
+                if always is not None:
+                    refs[always.name] = always
+            if s.name == "unified" and "unified-dense" in names:
+                refs["unified-dense"] = names["unified-dense"]
+            comparison = {ref: paired_difference(r.per_query, s.per_query).to_dict() for ref, r in refs.items() if r.per_query and s.per_query}
+            if comparison:
+                out[s.name] = comparison
+        return out
 
 
 # -- the runner ----------------------------------------------------------------------------------
 def think_all(embedder: ThinkingEmbedder, queries: list[str], *, batch: int = 16, show_progress: bool = True, desc: str = "thinking") -> float:
     """Generate (or read from the cache) the thoughts of every query in batches, with a progress
-    bar. Returns the seconds spent."""
+    bar (one query per call for a thinker that does not batch across queries, so a wrapping
+    :class:`CountingThinker` times each query). Returns the seconds spent."""
     from tqdm.auto import tqdm
 
+    if embedder.thinker is not None and not embedder.thinker.batches_queries:
+        batch = 1
     start = time.perf_counter()
     with tqdm(total=len(queries), desc=desc, unit="query", disable=not show_progress) as bar:
         for i in range(0, len(queries), batch):
@@ -257,6 +330,7 @@ def evaluate_retrieval(
     *,
     embedder: ThinkingEmbedder | None = None,
     unified: str | None = None,
+    gate: GateProfile | None = None,
     k: int = 100,
     db: str | Path | None = None,
     show_progress: bool = True,
@@ -264,47 +338,53 @@ def evaluate_retrieval(
     """Run every system on the dataset's queries and score it.
 
     ``embedder`` (or one built from ``config``) provides the encoder for dense/hyde/thinking;
-    ``unified`` names a unified model for the ``unified*`` systems.
+    ``unified`` names a unified model for the ``unified*`` systems; ``gate`` is the profile of
+    the ``auto`` system (default: the built-in one).
     """
+    from o1_retriever.gate import GateProfile
+
     config = config or EmbedderConfig()
+    gate = gate or GateProfile.load()
     qids = list(dataset.queries)
     texts = [dataset.queries[q] for q in qids]
     kinds = {s.kind for s in systems}
     results: list[SystemResult] = []
-    needs_thinker = "thinking" in kinds
+    needs_thinker = bool(kinds & {"thinking", "auto"})
     with tempfile.TemporaryDirectory(prefix="o1-eval-") as tmp, ExitStack() as stack:
         store = None
-        if kinds & {"dense", "thinking", "bm25"}:
-            if embedder is None and kinds & {"dense", "thinking"}:
+        if kinds & {"dense", "thinking", "auto", "bm25"}:
+            if embedder is None and kinds & {"dense", "thinking", "auto"}:
                 embedder = ThinkingEmbedder.from_config(config if needs_thinker else replace(config, thinker="none"))
-        if kinds & {"dense", "thinking"}:
+        if kinds & {"dense", "thinking", "auto"}:
             assert embedder is not None
             store = DocumentStore(dataset, embedder, db=db, show_progress=show_progress)
         counter = stack.enter_context(counting(embedder, Path(tmp))) if (embedder is not None and needs_thinker) else None
-        think_s, generated = 0.0, 0
         if needs_thinker:
             if counter is None:
-                raise EvaluationError("the hyde/thinking systems need a thinker (got --thinker none)")
-            think_s = think_all(embedder, texts, show_progress=show_progress)
-            generated = counter.generated
+                raise EvaluationError("the hyde/thinking/auto systems need a thinker (got --thinker none)")
+            think_all(embedder, texts, show_progress=show_progress)
         for system in systems:
             if system.kind == "bm25":
                 results.append(_bm25(system, dataset, texts, qids, k, store, show_progress))
             elif system.kind in ("dense", "thinking"):
                 assert embedder is not None and store is not None
-                results.append(_dense(system, dataset, embedder, store, texts, qids, k, think_s, generated))
+                results.append(_dense(system, dataset, embedder, store, texts, qids, k, counter))
+            elif system.kind == "auto":
+                assert embedder is not None and store is not None and counter is not None
+                results.append(_auto(system, dataset, embedder, store, texts, qids, k, counter, gate))
         if kinds & {"unified", "unified-dense"}:
             if not unified:
                 raise EvaluationError("the unified systems need a unified model (--unified PATH)")
             u_embedder = ThinkingEmbedder.from_config(replace(config, model=unified, aggregation="o1"))
             u_store = DocumentStore(dataset, u_embedder, db=db, show_progress=show_progress)
             u_counter = stack.enter_context(counting(u_embedder, Path(tmp) / "unified"))
-            u_think = think_all(u_embedder, texts, show_progress=show_progress, desc="thinking (unified)") if any(s.kind == "unified" for s in systems) else 0.0
+            if any(s.kind == "unified" for s in systems):
+                think_all(u_embedder, texts, show_progress=show_progress, desc="thinking (unified)")
             for system in systems:
                 if system.kind == "unified-dense":
-                    results.append(_dense(replace(system, kind="dense"), dataset, u_embedder, u_store, texts, qids, k, 0.0, 0))
+                    results.append(_dense(replace(system, kind="dense"), dataset, u_embedder, u_store, texts, qids, k, None))
                 elif system.kind == "unified":
-                    results.append(_dense(replace(system, kind="thinking"), dataset, u_embedder, u_store, texts, qids, k, u_think, u_counter.generated if u_counter else 0))
+                    results.append(_dense(replace(system, kind="thinking"), dataset, u_embedder, u_store, texts, qids, k, u_counter))
     settings = {
         "encoder": config.encoder,
         "thinker": config.thinker if needs_thinker else None,
@@ -316,6 +396,8 @@ def evaluate_retrieval(
         "k": k,
         "exact_search": True,
     }
+    if "auto" in kinds:
+        settings["gate"] = gate.to_dict()
     return RetrievalResults(dataset.name, dataset.split, len(qids), settings, results)
 
 
@@ -330,29 +412,80 @@ def _bm25(system: System, dataset: BeirDataset, texts: list[str], qids: list[str
     bm25 = BM25(ids, docs, show_progress=show_progress)
     start = time.perf_counter()
     hits = bm25.search(texts, k=k)
-    elapsed = time.perf_counter() - start
+    each = 1000 * (time.perf_counter() - start) / max(1, len(qids))
     run = dict(zip(qids, hits))
     metrics, per_query = evaluate_run(dataset.qrels, run)
-    return SystemResult(system.name, metrics, 1000 * elapsed / max(1, len(qids)), 0.0, 0.0, 0, per_query, run)
+    return SystemResult(system.name, metrics, [each] * len(qids), 0.0, 0.0, 0, per_query, thought={q: False for q in qids}, run=run)
 
 
-def _dense(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, store: DocumentStore, texts: list[str], qids: list[str], k: int, think_s: float, generated: int) -> SystemResult:
+def _generation_ms(counter: CountingThinker | None, query: str) -> float:
+    return 1000 * counter.seconds.get(query, 0.0) if counter is not None else 0.0
+
+
+def _dense(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, store: DocumentStore, texts: list[str], qids: list[str], k: int, counter: CountingThinker | None) -> SystemResult:
     thinking = system.kind == "thinking"
     start = time.perf_counter()
     embedded = embedder.embed_queries(texts, thinking=thinking, aggregation=system.aggregation, return_thoughts=True)
     hits = store.search(np.stack([e.vector for e in embedded]), k=k)
-    elapsed = time.perf_counter() - start + (think_s if thinking else 0.0)
+    each = 1000 * (time.perf_counter() - start) / max(1, len(qids))
+    latencies = [each + (_generation_ms(counter, t) if thinking else 0.0) for t in texts]
     run = dict(zip(qids, hits))
     metrics, per_query = evaluate_run(dataset.qrels, run)
     n = max(1, len(qids))
     return SystemResult(
         system.name,
         metrics,
-        1000 * elapsed / n,
+        latencies,
         sum(len(e.thoughts) for e in embedded) / n if thinking else 0.0,
-        generated / n if thinking else 0.0,
+        (counter.generated / n) if (thinking and counter is not None) else 0.0,
         sum(e.fallback for e in embedded),
         per_query,
-        run,
-        {q: e.thoughts for q, e in zip(qids, embedded)} if thinking else {},
+        thought={q: bool(e.thinking and e.thoughts) for q, e in zip(qids, embedded)},
+        run=run,
+        thoughts={q: e.thoughts for q, e in zip(qids, embedded)} if thinking else {},
+    )
+
+
+def _auto(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, store: DocumentStore, texts: list[str], qids: list[str], k: int, counter: CountingThinker, gate: GateProfile) -> SystemResult:
+    """Adaptive thinking as ``ChromaIndex.search(thinking="auto")`` runs it: a plain search,
+    the gate's decision from its top 10, and a thinking search for the queries it picks."""
+    from o1_retriever.gate import DEPTH
+
+    start = time.perf_counter()
+    plain = embedder.embed_queries(texts, thinking=False, return_thoughts=True)
+    plain_hits = store.search(np.stack([e.vector for e in plain]), k=max(k, DEPTH))
+    decisions = [gate.decide(list(h.values())[:DEPTH]) for h in plain_hits]
+    plain_each = 1000 * (time.perf_counter() - start) / max(1, len(qids))
+    chosen = [i for i, d in enumerate(decisions) if d.think]
+    hits = [dict(list(h.items())[:k]) for h in plain_hits]
+    thought = {q: False for q in qids}
+    thoughts: dict[str, list[str]] = {}
+    latencies = [plain_each] * len(qids)
+    fallbacks = 0
+    if chosen:
+        start = time.perf_counter()
+        embedded = embedder.embed_queries([texts[i] for i in chosen], thinking=True, aggregation=system.aggregation, return_thoughts=True)
+        deep = store.search(np.stack([e.vector for e in embedded]), k=k)
+        think_each = 1000 * (time.perf_counter() - start) / len(chosen)
+        for i, e, h in zip(chosen, embedded, deep):
+            hits[i] = h
+            thought[qids[i]] = bool(e.thinking and e.thoughts)
+            thoughts[qids[i]] = e.thoughts
+            latencies[i] += think_each + _generation_ms(counter, texts[i])
+            fallbacks += e.fallback
+    run = dict(zip(qids, hits))
+    metrics, per_query = evaluate_run(dataset.qrels, run)
+    n = max(1, len(qids))
+    return SystemResult(
+        system.name,
+        metrics,
+        latencies,
+        sum(len(t) for t in thoughts.values()) / n,
+        sum(len(thoughts[q]) for q in thoughts if counter.seconds.get(dataset.queries[q])) / n,
+        fallbacks,
+        per_query,
+        thought=thought,
+        decisions={q: d.to_dict() for q, d in zip(qids, decisions)},
+        run=run,
+        thoughts=thoughts,
     )

@@ -28,11 +28,14 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from o1_retriever.embedder import ThinkingEmbedder
-from o1_retriever.errors import CollectionError, EmbedderMismatchError, ServerError, check_query
+from o1_retriever.errors import CollectionError, EmbedderMismatchError, InvalidQueryError, ServerError, ThinkerError, check_query
 from o1_retriever.index.sources import Document
+
+if TYPE_CHECKING:
+    from o1_retriever.gate import GateDecision, GateProfile
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +65,18 @@ class SearchResult:
     hits: list[Hit]
     thinking: bool
     fallback: bool = False
+    gate: GateDecision | None = None  # thinking="auto": the gate's decision and its reason
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``o1-retriever search --json``."""
         out: dict[str, Any] = {
             "query": self.query,
+            "thinking": self.thinking,
             "thoughts": self.thoughts,
             "results": [{"id": h.id, "score": h.score, "text": h.text} for h in self.hits],
         }
+        if self.gate is not None:
+            out["gate"] = self.gate.to_dict()
         if self.fallback:
             out["fallback"] = True
         return out
@@ -511,35 +518,81 @@ class ChromaIndex:
     def count(self) -> int:
         return self._call(self.collection.count)
 
-    def search(self, query: str, k: int = 10, *, thinking: bool | None = None, thoughts: int | None = None, where: dict | None = None) -> SearchResult:
-        """Top-``k`` documents for one query, with the thoughts that steered it."""
-        return self.search_many([query], k, thinking=thinking, thoughts=thoughts, where=where)[0]
+    def search(
+        self, query: str, k: int = 10, *, thinking: bool | str | None = None, thoughts: int | None = None, where: dict | None = None, gate: GateProfile | None = None
+    ) -> SearchResult:
+        """Top-``k`` documents for one query, with the thoughts that steered it.
+        ``thinking="auto"`` lets ``gate`` (default: the built-in profile) decide from a first
+        plain search whether to think (see :meth:`search_many`)."""
+        return self.search_many([query], k, thinking=thinking, thoughts=thoughts, where=where, gate=gate)[0]
 
-    def search_many(self, queries: Sequence[str], k: int = 10, *, thinking: bool | None = None, thoughts: int | None = None, where: dict | None = None) -> list[SearchResult]:
-        """Many queries at once: one batched generation, one encode call, one Chroma query."""
+    def search_many(
+        self, queries: Sequence[str], k: int = 10, *, thinking: bool | str | None = None, thoughts: int | None = None, where: dict | None = None, gate: GateProfile | None = None
+    ) -> list[SearchResult]:
+        """Many queries at once: one batched generation, one encode call, one Chroma query.
+
+        ``thinking``: ``True`` / ``"always"`` thinks, ``False`` / ``"never"`` does not, ``None``
+        thinks when the embedder has a thinker, and ``"auto"`` searches with the plain query
+        vectors first and thinks only for the queries whose top 10 look uncertain to ``gate``
+        (a :class:`~o1_retriever.gate.GateProfile`; default the built-in one); the others keep
+        their plain results. Each result's ``gate`` says what was decided and why.
+        """
         if isinstance(queries, str):
             queries = [queries]
         queries = [check_query(q) for q in queries]
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        embedded = self.embedder.embed_queries(queries, thinking=thinking, thoughts=thoughts, return_thoughts=True)
+        mode = thinking_mode(thinking)
+        if mode != "auto":
+            embedded = self.embedder.embed_queries(queries, thinking=mode, thoughts=thoughts, return_thoughts=True)
+            return [SearchResult(e.query, e.thoughts, hits, e.thinking, e.fallback) for e, hits in zip(embedded, self._query([e.vector for e in embedded], k, where))]
+        from o1_retriever.gate import DEPTH, GateProfile
+
+        if self.embedder.thinker is None:
+            raise ThinkerError('thinking="auto" needs a thinker; this embedder has none')
+        gate = gate or GateProfile.load()
+        plain = self.embedder.embed_queries(queries, thinking=False, return_thoughts=True)
+        first = self._query([e.vector for e in plain], max(k, DEPTH), where)
+        decisions = [gate.decide([h.score for h in hits[:DEPTH]]) for hits in first]
+        results = [SearchResult(e.query, [], hits[:k], False, False, d) for e, hits, d in zip(plain, first, decisions)]
+        chosen = [i for i, d in enumerate(decisions) if d.think]
+        if chosen:
+            embedded = self.embedder.embed_queries([queries[i] for i in chosen], thinking=True, thoughts=thoughts, return_thoughts=True)
+            for i, e, hits in zip(chosen, embedded, self._query([e.vector for e in embedded], k, where)):
+                results[i] = SearchResult(e.query, e.thoughts, hits, e.thinking, e.fallback, decisions[i])
+        return results
+
+    def _query(self, vectors: list[Any], k: int, where: dict | None) -> list[list[Hit]]:
+        """The top ``k`` hits of each vector (fewer when the collection holds fewer)."""
         n = min(k, self.count())
-        if n == 0:
-            return [SearchResult(e.query, e.thoughts, [], e.thinking, e.fallback) for e in embedded]
+        if n == 0 or not vectors:
+            return [[] for _ in vectors]
         raw = self._call(lambda: self.collection.query(
-            query_embeddings=[e.vector for e in embedded],
+            query_embeddings=vectors,
             n_results=n,
             where=where,
             include=["documents", "metadatas", "distances"],
         ))
-        results = []
-        for row, e in enumerate(embedded):
-            hits = [
+        return [
+            [
                 Hit(i, _similarity(d, self.space), t or "", {k_: v for k_, v in (m or {}).items() if k_ not in (HASH_KEY, SOURCE_KEY)})
                 for i, d, t, m in zip(raw["ids"][row], raw["distances"][row], raw["documents"][row], raw["metadatas"][row])
             ]
-            results.append(SearchResult(e.query, e.thoughts, hits, e.thinking, e.fallback))
-        return results
+            for row in range(len(vectors))
+        ]
+
+
+THINKING_MODES = ("auto", "always", "never")
+
+
+def thinking_mode(thinking: bool | str | None) -> bool | str | None:
+    """``True``/``"always"`` -> True, ``False``/``"never"`` -> False, ``"auto"``, or None (think
+    when the embedder has a thinker); anything else is an :class:`InvalidQueryError`."""
+    if thinking is None or isinstance(thinking, bool):
+        return thinking
+    if thinking in THINKING_MODES:
+        return {"always": True, "never": False}.get(thinking, "auto")
+    raise InvalidQueryError(f"thinking must be True, False, None or one of {', '.join(THINKING_MODES)}; got {thinking!r}")
 
 
 def _space(collection: Any) -> str:

@@ -86,6 +86,8 @@ class LlamaCppThinker(Thinker):
         share_prefill: evaluate each query's prompt once for its k samples.
     """
 
+    batches_queries = False  # queries are decoded one after another (see above)
+
     def __init__(
         self,
         model: str = "smollm2",

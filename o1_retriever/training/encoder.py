@@ -312,8 +312,9 @@ def train_encoder(
     dev_after: dict[str, float] = {}
     if history and history[-1]["step"] == steps:  # the trainer evaluated the final weights already
         dev_after = {k: v for k, v in history[-1].items() if k.startswith("dev")}
-    elif evaluator:
+    elif evaluator:  # the last steps ended between two evaluations
         dev_after = evaluator(model, epoch=epochs, steps=steps)
+        history.append({**dev_after, "epoch": float(epochs), "step": steps})
 
     out = Path(out)
     model.save(str(out))

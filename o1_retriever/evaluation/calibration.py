@@ -1,0 +1,63 @@
+"""Fit the adaptive-thinking gate on labelled queries (``o1-retriever calibrate``).
+
+The calibration set is evaluated twice through :func:`~o1_retriever.evaluation.retrieval.evaluate_retrieval`
+(plain dense retrieval and always thinking, exact search); each query's plain top-10
+similarities give the gate's signals, and the per-query nDCG@10 of both runs says where thinking
+paid. :func:`o1_retriever.gate.calibrate` then picks the signal, side and threshold with the best
+nDCG@10 within the thinking budget. Calibrate on data you will not report on (a ``train``
+split); the profile records what it was fitted on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from o1_retriever.config import EmbedderConfig
+from o1_retriever.embedder import ThinkingEmbedder
+from o1_retriever.evaluation.beir import BeirDataset
+from o1_retriever.evaluation.retrieval import RetrievalResults, System, evaluate_retrieval
+from o1_retriever.gate import DEPTH, Calibration, calibrate
+
+
+def calibrate_gate(
+    dataset: BeirDataset,
+    config: EmbedderConfig | None = None,
+    *,
+    budget: float = 0.5,
+    embedder: ThinkingEmbedder | None = None,
+    db: str | Path | None = None,
+    show_progress: bool = True,
+) -> tuple[Calibration, RetrievalResults]:
+    """Evaluate ``dataset`` without and with thinking (``config.aggregation``) and fit a gate
+    for ``budget`` (the largest share of queries that may think). Returns the calibration (its
+    ``profile.info`` says what it was fitted on and what it measured there) and the two runs."""
+    config = config or EmbedderConfig()
+    always = System(f"thinking[{config.aggregation}]", "thinking", config.aggregation)
+    results = evaluate_retrieval(dataset, [System("dense", "dense"), always], config, embedder=embedder, db=db, show_progress=show_progress)
+    dense, thinking = results.system("dense"), results.system(always.name)
+    scores = {q: list(hits.values())[:DEPTH] for q, hits in dense.run.items()}
+    fitted = calibrate(
+        scores,
+        {q: m["nDCG@10"] for q, m in dense.per_query.items()},
+        {q: m["nDCG@10"] for q, m in thinking.per_query.items()},
+        budget=budget,
+    )
+    settings = results.settings
+    info = {
+        "calibrated_on": {"dataset": dataset.name, "split": dataset.split, "queries": fitted.queries},
+        "budget": budget,
+        "encoder": config.encoder,
+        "thinker": settings["thinker"],
+        "thoughts": settings["thoughts"],
+        "sampling": settings["sampling"],
+        "aggregation": config.aggregation,
+        "measured": {
+            "thought_share": fitted.thought_share,
+            "ndcg_dense": fitted.ndcg_dense,
+            "ndcg_always": fitted.ndcg_always,
+            "ndcg_auto": fitted.ndcg_auto,
+        },
+    }
+    fitted.profile = replace(fitted.profile, info=info)
+    return fitted, results
