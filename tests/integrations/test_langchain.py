@@ -10,6 +10,7 @@ from langchain_core.documents import Document
 
 from langchain_o1 import O1Embeddings, O1Retriever
 from o1_retriever import CollectionError, InvalidQueryError
+from pydantic import ValidationError
 from o1_retriever.index import read_source
 
 from .conftest import QUESTION
@@ -128,3 +129,28 @@ def test_from_collection_opens_read_only(sample_index, fast_embedder, tmp_path):
     client.create_collection("lc-bare", embedding_function=None, metadata={"hnsw:space": "cosine"})
     assert O1Retriever.from_collection("lc-bare", embeddings=fast_embedder, client=client).invoke(QUESTION, thinking=False) == []
     assert client.get_collection("lc-bare").metadata == {"hnsw:space": "cosine"}  # not adopted
+
+
+def test_auto_thinking_puts_the_gate_decision_in_metadata(sample_index, tmp_path):
+    from o1_retriever.gate import GateProfile
+
+    always = GateProfile("top1", 2.0, "below").save(tmp_path / "always.json")
+    never = GateProfile("top1", -2.0, "below").save(tmp_path / "never.json")
+    thought = O1Retriever(index=sample_index, k=2, thinking="auto", gate_profile=str(always)).invoke(QUESTION)
+    assert all(d.metadata["thinking"] and d.metadata["thoughts"] and d.metadata["gate"]["think"] for d in thought)
+    assert [d.id for d in thought] == [h.id for h in sample_index.search(QUESTION, k=2, thinking=True).hits]
+    plain = O1Retriever(index=sample_index, k=2, thinking="auto", gate_profile=str(never)).invoke(QUESTION)
+    assert all(d.metadata["thinking"] is False and d.metadata["gate"]["think"] is False and "reason" in d.metadata["gate"] for d in plain)
+    # per call too, and the plain modes carry no gate
+    per_call = O1Retriever(index=sample_index, k=2, gate_profile=str(never)).invoke(QUESTION, thinking="auto")
+    assert per_call[0].metadata["gate"]["think"] is False
+    assert "gate" not in O1Retriever(index=sample_index, k=2).invoke(QUESTION)[0].metadata
+    with pytest.raises(ValidationError, match="no such gate profile"):  # pydantic wraps the GateError, message kept
+        O1Retriever(index=sample_index, thinking="auto", gate_profile=str(tmp_path / "missing.json"))
+    with pytest.raises(ValidationError):
+        O1Retriever(index=sample_index, thinking="sometimes")
+
+
+def test_embeddings_fields_reach_the_core_config(tmp_path):
+    config = O1Embeddings(thinker="llamacpp:smollm2", thinker_threads=1, cache_max_rows=123, encoder=str(tmp_path)).to_config()
+    assert config.thinker_threads == 1 and config.cache_max_rows == 123 and config.encoder == str(tmp_path)

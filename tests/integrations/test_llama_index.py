@@ -137,3 +137,23 @@ def test_from_collection_opens_read_only(sample_index, fast_embedder, tmp_path):
     client.create_collection("llama-bare", embedding_function=None, metadata={"hnsw:space": "cosine"})
     assert O1Retriever.from_collection("llama-bare", embed_model=fast_embedder, client=client, thinking=False).retrieve(QUESTION) == []
     assert client.get_collection("llama-bare").metadata == {"hnsw:space": "cosine"}  # not adopted
+
+
+def test_auto_thinking_puts_the_gate_decision_in_node_metadata(sample_index, tmp_path):
+    from o1_retriever.gate import GateProfile
+
+    always = GateProfile("top1", 2.0, "below")
+    never = GateProfile("top1", -2.0, "below").save(tmp_path / "never.json")
+    hits = O1Retriever(sample_index, similarity_top_k=2, thinking="auto", gate_profile=always).retrieve(QUESTION)
+    assert all(h.node.metadata["gate"]["think"] and h.node.metadata["thinking"] and h.node.metadata["thoughts"] for h in hits)
+    assert "gate" in hits[0].node.excluded_llm_metadata_keys  # kept out of LLM prompts
+    hits = O1Retriever(sample_index, similarity_top_k=2, thinking="auto", gate_profile=never).retrieve(QUESTION)
+    assert all(h.node.metadata["gate"]["think"] is False and h.node.metadata["thinking"] is False for h in hits)
+    assert [h.node.node_id for h in hits] == [h.id for h in sample_index.search(QUESTION, k=2, thinking=False).hits]
+    with pytest.raises(InvalidQueryError, match="thinking must be"):
+        O1Retriever(sample_index, thinking="sometimes")
+
+
+def test_embedding_fields_reach_the_core_config(tmp_path):
+    config = O1Embedding(thinker="llamacpp:smollm2", thinker_threads=1, cache_max_rows=123, encoder=str(tmp_path)).to_config()
+    assert config.thinker_threads == 1 and config.cache_max_rows == 123 and config.encoder == str(tmp_path)

@@ -9,6 +9,7 @@ from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from o1_retriever import Aggregation, EmbedderConfig, ThinkingEmbedder
+from o1_retriever.cache import DEFAULT_MAX_ROWS
 
 
 class O1Embeddings(BaseModel, Embeddings):
@@ -47,8 +48,10 @@ class O1Embeddings(BaseModel, Embeddings):
     temperature: float = Field(0.7, ge=0.0, description="Sampling temperature.")
     seed: Optional[int] = Field(0, description="Sampling seed (same query, same thoughts).")
     cache: Optional[str] = Field("default", description="Thought cache: 'default', a file path, or None/'none'.")
+    cache_max_rows: int = Field(DEFAULT_MAX_ROWS, ge=1, description="Thought cache bound in rows (least recently used rows go first).")
     device: Optional[str] = Field(None, description="cpu, cuda, ... (default: cuda when available).")
     thinker_dtype: str = Field("auto", description="Precision of a transformers thinker: 'auto' (bfloat16 where the hardware computes it natively, else float32), 'float32', 'bfloat16', 'float16'.")
+    thinker_threads: Optional[int] = Field(None, ge=1, description="CPU threads of a llama.cpp thinker (default: llama-cpp-python's choice).")
     strict: bool = Field(False, description="Raise when the thinker fails instead of falling back to the plain query.")
     thinking: bool = Field(True, description="False embeds queries without thoughts (the baseline).")
     embedder: Optional[ThinkingEmbedder] = Field(None, exclude=True, description="A ready ThinkingEmbedder; overrides the model fields.")
@@ -63,7 +66,7 @@ class O1Embeddings(BaseModel, Embeddings):
     def to_config(self) -> EmbedderConfig:
         """The :class:`o1_retriever.EmbedderConfig` these fields describe."""
         fields = ("thinker", "encoder", "model", "thinker_model", "prompt", "aggregation", "thoughts",
-                  "max_new_tokens", "temperature", "seed", "cache", "device", "thinker_dtype", "strict")
+                  "max_new_tokens", "temperature", "seed", "cache", "cache_max_rows", "device", "thinker_dtype", "thinker_threads", "strict")
         return EmbedderConfig.from_options(**{name: getattr(self, name) for name in fields})
 
     @property

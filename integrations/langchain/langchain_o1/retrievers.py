@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from o1_retriever import ThinkingEmbedder
 from o1_retriever.errors import CollectionError, InvalidQueryError
@@ -38,6 +38,9 @@ class O1Retriever(BaseRetriever):
     (False for the baseline or when the thinker failed and the plain query was used,
     then also ``fallback=True``). ``k``, ``thinking`` and ``where`` can be set at
     construction and overridden per call: ``retriever.invoke(q, k=2, thinking=False)``.
+    ``thinking="auto"`` searches with the plain query first and thinks only where the gate
+    (``gate_profile``, from ``o1-retriever calibrate``; default the built-in one) finds the top
+    10 uncertain; each document's ``metadata["gate"]`` says what it decided and why.
 
     Example (a collection built by ``o1-retriever index`` or by ``ChromaIndex``)::
 
@@ -56,9 +59,19 @@ class O1Retriever(BaseRetriever):
 
     index: ChromaIndex = Field(description="The o1-retriever index over the Chroma collection.")
     k: int = Field(4, ge=1, description="Documents to return.")
-    thinking: bool = Field(True, description="False: plain dense retrieval (the baseline).")
+    thinking: Union[bool, Literal["auto", "always", "never"]] = Field(
+        True, description="True/'always' thinks about every query, False/'never' is plain dense retrieval, 'auto' thinks only where the gate finds the plain top 10 uncertain."
+    )
     thoughts: Optional[int] = Field(None, ge=1, description="Thoughts per query (default: the embedder's).")
     where: Optional[dict[str, Any]] = Field(None, description="A Chroma metadata filter.")
+    gate_profile: Optional[str] = Field(None, description="thinking='auto': a gate profile written by 'o1-retriever calibrate' (default: the built-in one).")
+
+    _gate: Any = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any) -> None:
+        from o1_retriever.gate import GateProfile
+
+        self._gate = GateProfile.load(self.gate_profile)  # a bad profile fails at construction, not at the first query
 
     @classmethod
     def from_collection(
@@ -109,7 +122,7 @@ class O1Retriever(BaseRetriever):
         *,
         run_manager: CallbackManagerForRetrieverRun,
         k: Optional[int] = None,
-        thinking: Optional[bool] = None,
+        thinking: Union[bool, str, None] = None,
         where: Optional[dict[str, Any]] = None,
     ) -> list[Document]:
         k = self.k if k is None else k
@@ -121,7 +134,9 @@ class O1Retriever(BaseRetriever):
             thinking=self.thinking if thinking is None else thinking,
             thoughts=self.thoughts,
             where=self.where if where is None else where,
+            gate=self._gate,
         )
+        gate = {"gate": result.gate.to_dict()} if result.gate is not None else {}
         return [
             Document(
                 id=hit.id,
@@ -132,6 +147,7 @@ class O1Retriever(BaseRetriever):
                     "score": hit.score,
                     "thoughts": list(result.thoughts),
                     "thinking": result.thinking,
+                    **gate,
                     **({"fallback": True} if result.fallback else {}),
                 },
             )
@@ -144,7 +160,7 @@ class O1Retriever(BaseRetriever):
         *,
         run_manager: AsyncCallbackManagerForRetrieverRun,
         k: Optional[int] = None,
-        thinking: Optional[bool] = None,
+        thinking: Union[bool, str, None] = None,
         where: Optional[dict[str, Any]] = None,
     ) -> list[Document]:
         # The models run on this process's CPU/GPU: keep the event loop free while they work.

@@ -10,6 +10,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
 
 from o1_retriever import Aggregation, EmbedderConfig, ThinkingEmbedder
+from o1_retriever.cache import DEFAULT_MAX_ROWS
 
 
 class O1Embedding(BaseEmbedding):
@@ -48,8 +49,10 @@ class O1Embedding(BaseEmbedding):
     temperature: float = Field(default=0.7, ge=0.0, description="Sampling temperature.")
     seed: Optional[int] = Field(default=0, description="Sampling seed.")
     cache: Optional[str] = Field(default="default", description="Thought cache: 'default', a file path, or None/'none'.")
+    cache_max_rows: int = Field(default=DEFAULT_MAX_ROWS, ge=1, description="Thought cache bound in rows (least recently used rows go first).")
     device: Optional[str] = Field(default=None, description="cpu, cuda, ... (default: cuda when available).")
     thinker_dtype: str = Field(default="auto", description="Precision of a transformers thinker: 'auto' (bfloat16 where the hardware computes it natively, else float32), 'float32', 'bfloat16', 'float16'.")
+    thinker_threads: Optional[int] = Field(default=None, ge=1, description="CPU threads of a llama.cpp thinker (default: llama-cpp-python's choice).")
     strict: bool = Field(default=False, description="Raise when the thinker fails instead of falling back.")
     thinking: bool = Field(default=True, description="False embeds queries without thoughts (the baseline).")
 
@@ -72,7 +75,7 @@ class O1Embedding(BaseEmbedding):
     def to_config(self) -> EmbedderConfig:
         """The :class:`o1_retriever.EmbedderConfig` these fields describe."""
         fields = ("thinker", "encoder", "model", "thinker_model", "prompt", "aggregation", "thoughts",
-                  "max_new_tokens", "temperature", "seed", "cache", "device", "thinker_dtype", "strict")
+                  "max_new_tokens", "temperature", "seed", "cache", "cache_max_rows", "device", "thinker_dtype", "thinker_threads", "strict")
         return EmbedderConfig.from_options(**{name: getattr(self, name) for name in fields})
 
     @property

@@ -13,12 +13,14 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
 from o1_retriever import ThinkingEmbedder
 from o1_retriever.errors import CollectionError, InvalidQueryError
+from o1_retriever.gate import GateProfile
 from o1_retriever.index import ChromaIndex
+from o1_retriever.index.chroma import thinking_mode
 
 from llama_index.embeddings.o1 import O1Embedding
 
 #: metadata keys this retriever adds to each node (kept out of LLM prompts and embeddings)
-O1_METADATA_KEYS = ["thoughts", "thinking", "fallback"]
+O1_METADATA_KEYS = ["thoughts", "thinking", "fallback", "gate"]
 
 
 def as_thinking_embedder(embed_model: Union[O1Embedding, ThinkingEmbedder, None]) -> ThinkingEmbedder:
@@ -45,7 +47,12 @@ class O1Retriever(BaseRetriever):
         index: an o1-retriever :class:`~o1_retriever.index.ChromaIndex`; or use
             :meth:`from_vector_store` / :meth:`from_collection`.
         similarity_top_k: nodes to return.
-        thinking: False for plain dense retrieval (the baseline).
+        thinking: True thinks about every query, False is plain dense retrieval (the baseline),
+            ``"auto"`` searches plainly first and thinks only where the gate finds the top 10
+            uncertain (the node metadata's ``gate`` says what it decided and why).
+        gate_profile: the gate of ``thinking="auto"``: a profile file written by
+            ``o1-retriever calibrate`` or a :class:`~o1_retriever.gate.GateProfile` (default:
+            the built-in one).
         thoughts: thoughts per query (default: the embedder's).
         where: a Chroma metadata filter.
 
@@ -72,9 +79,10 @@ class O1Retriever(BaseRetriever):
         index: ChromaIndex,
         *,
         similarity_top_k: int = 4,
-        thinking: bool = True,
+        thinking: Union[bool, str] = True,
         thoughts: Optional[int] = None,
         where: Optional[Dict[str, Any]] = None,
+        gate_profile: Union[str, Path, GateProfile, None] = None,
         callback_manager: Optional[CallbackManager] = None,
         verbose: bool = False,
     ) -> None:
@@ -84,7 +92,8 @@ class O1Retriever(BaseRetriever):
             raise InvalidQueryError(f"similarity_top_k must be a positive integer, got {similarity_top_k!r}")
         self.index = index
         self.similarity_top_k = similarity_top_k
-        self.thinking = thinking
+        self.thinking = thinking_mode(thinking)
+        self.gate = gate_profile if isinstance(gate_profile, GateProfile) else GateProfile.load(gate_profile)
         self.thoughts = thoughts
         self.where = where
         super().__init__(callback_manager=callback_manager, verbose=verbose)
@@ -125,9 +134,11 @@ class O1Retriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
         result = self.index.search(
-            query_bundle.query_str, k=self.similarity_top_k, thinking=self.thinking, thoughts=self.thoughts, where=self.where
+            query_bundle.query_str, k=self.similarity_top_k, thinking=self.thinking, thoughts=self.thoughts, where=self.where, gate=self.gate
         )
         extra: Dict[str, Any] = {"thoughts": list(result.thoughts), "thinking": result.thinking}
+        if result.gate is not None:
+            extra["gate"] = result.gate.to_dict()
         if result.fallback:
             extra["fallback"] = True
         nodes = []
