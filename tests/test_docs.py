@@ -169,7 +169,7 @@ def test_site_builds_strict_with_generated_cli_reference_api_and_notebooks(tmp_p
     assert (site / "changelog" / "index.html").read_text(encoding="utf-8").count("0.2.0") >= 1
 
 
-@pytest.mark.parametrize("breakage", ["broken link", "missing anchor", "vanished API object"])
+@pytest.mark.parametrize("breakage", ["broken link", "missing anchor", "vanished API object", "missing page"])
 def test_the_strict_build_fails_on(breakage, tmp_path):
     """A copy of the site with one defect must not build."""
     root = tmp_path / "copy"
@@ -178,6 +178,11 @@ def test_the_strict_build_fails_on(breakage, tmp_path):
     shutil.copytree(DOCS, root / "docs", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("o1_retriever", "integrations", "notebooks", "CHANGELOG.md"):
         (root / name).symlink_to(ROOT / name)
+    if breakage == "missing page":  # the nav (and other pages) still name it
+        (root / "docs" / "faq.md").unlink()
+        done = _mkdocs(root, tmp_path / "site")
+        assert done.returncode != 0 and "faq.md" in done.stdout + done.stderr
+        return
     page = root / "docs" / "faq.md"
     defect, expected = {
         "broken link": ("[gone](no-such-page.md)", "no-such-page.md"),
