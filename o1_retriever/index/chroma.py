@@ -165,17 +165,18 @@ def make_client(
 def _transient(exc: BaseException) -> bool:
     """A failure that retrying may heal: the server is down, restarting or dropped the
     connection (chromadb's HttpClient raises httpx transport errors then, or a ValueError
-    "Could not connect ..." while it is being built)."""
+    "Could not connect to a Chroma server ..." while it is being built; its "Could not connect
+    to tenant ..." wraps other errors and is not retried)."""
     import httpx
 
     if isinstance(exc, httpx.TransportError):
         return True
-    return isinstance(exc, ValueError) and str(exc).startswith("Could not connect")
+    return isinstance(exc, ValueError) and str(exc).startswith("Could not connect to a Chroma server")
 
 
 def with_retries(call: Any, retries: int, server: str) -> Any:
     """``call()``, retried ``retries`` times with exponential backoff while it fails with a
-    :func:`transient` server error (the last one is raised as is). Only for idempotent calls."""
+    transient server error (:func:`_transient`) (the last one is raised as is). Only for idempotent calls."""
     import tenacity
 
     def warn(state: tenacity.RetryCallState) -> None:
