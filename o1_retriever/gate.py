@@ -175,7 +175,8 @@ def calibrate(
 
     Args:
         scores: query id -> the plain search's top similarities.
-        dense, thinking: query id -> nDCG@10 without / with thinking.
+        dense: query id -> nDCG@10 without thinking.
+        thinking: query id -> nDCG@10 with thinking.
         budget: the largest share of queries allowed to think (0-1).
     """
     if not 0 < budget <= 1:
