@@ -157,7 +157,12 @@ class Calibration:
     ndcg_dense: float
     ndcg_always: float
     ndcg_auto: float
+    coverage: float  # share of thinking's changes (sum of |gain|) on the queries that think
+    objective: str = "coverage"
     candidates: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+OBJECTIVES = ("coverage", "ndcg")
 
 
 def calibrate(
@@ -166,21 +171,36 @@ def calibrate(
     thinking: Mapping[str, float],
     *,
     budget: float = 0.5,
+    objective: str = "coverage",
     signals_to_try: Sequence[str] = SIGNALS,
 ) -> Calibration:
     """Fit a gate: for every signal and side, every threshold that keeps the share of thinking
-    queries within ``budget``; keep the one with the best mean nDCG@10 when the queries that
-    think get their ``thinking`` score and the others their ``dense`` one (ties: fewer queries
-    thinking, then the order of :data:`SIGNALS`). Deterministic.
+    queries within ``budget``, scored by ``objective``; ties go to fewer queries thinking, then
+    to the order of :data:`SIGNALS`. Deterministic.
+
+    Objectives:
+
+    - ``coverage`` (default): the share of everything thinking changes (the sum over queries of
+      the absolute difference of nDCG@10 with and without thinking) that falls on the queries the
+      gate sends to thinking. It does not depend on whether thinking helped or hurt on the
+      calibration queries, only on *where* it changes rankings, so ``auto`` tracks
+      always-thinking at a fraction of its cost, wherever thinking pays on average.
+    - ``ndcg``: the mean nDCG@10 when the queries that think get their ``thinking`` score and the
+      others their ``dense`` one; it also bets on where thinking helped on these queries, which
+      only pays when the signals predict the sign of the gain.
 
     Args:
         scores: query id -> the plain search's top similarities.
         dense: query id -> nDCG@10 without thinking.
         thinking: query id -> nDCG@10 with thinking.
         budget: the largest share of queries allowed to think (0-1).
+        objective: ``coverage`` or ``ndcg`` (see above).
+        signals_to_try: the signals considered.
     """
     if not 0 < budget <= 1:
         raise GateError(f"the thinking budget must be in (0, 1], got {budget}")
+    if objective not in OBJECTIVES:
+        raise GateError(f"unknown calibration objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
     qids = sorted(set(scores) & set(dense) & set(thinking))
     if len(qids) < 10:
         raise GateError(f"calibration needs at least 10 queries with scores, got {len(qids)}")
@@ -190,6 +210,7 @@ def calibrate(
     n = len(qids)
     best: tuple[float, int, int] | None = None
     chosen: GateProfile | None = None
+    best_ndcg = best_coverage = 0.0
     candidates = []
     for rank, signal in enumerate(signals_to_try):
         v = values[signal]
@@ -198,20 +219,22 @@ def calibrate(
             ranked = order if side == "below" else order[::-1]
             sorted_v = v[ranked]
             cumulative = np.concatenate([[0.0], np.cumsum(gain[ranked])])
+            changed = np.concatenate([[0.0], np.cumsum(np.abs(gain[ranked]))])
             for m in range(0, int(math.floor(budget * n)) + 1):
                 # the first m queries on this side think; the threshold sits between the m-th and
                 # (m+1)-th value, and ties straddling it cannot be split
                 if 0 < m < n and sorted_v[m - 1] == sorted_v[m]:
                     continue
                 threshold = _between(sorted_v, m, side)
-                score = float(plain.mean() + cumulative[m] / n)
-                key = (round(score, 12), -m, -rank)
-                candidates.append({"signal": signal, "side": side, "threshold": threshold, "share": m / n, "ndcg": score})
+                ndcg = float(plain.mean() + cumulative[m] / n)
+                coverage = float(changed[m] / changed[-1]) if changed[-1] > 0 else 0.0
+                key = (round(coverage if objective == "coverage" else ndcg, 12), -m, -rank)
+                candidates.append({"signal": signal, "side": side, "threshold": threshold, "share": m / n, "ndcg": ndcg, "coverage": coverage})
                 if best is None or key > best:
-                    best, chosen = key, GateProfile(signal, threshold, side)
+                    best, chosen, best_ndcg, best_coverage = key, GateProfile(signal, threshold, side), ndcg, coverage
     assert chosen is not None and best is not None
     share = -best[1] / n
-    return Calibration(chosen, n, share, float(plain.mean()), float(plain.mean() + gain.mean()), best[0], candidates)
+    return Calibration(chosen, n, share, float(plain.mean()), float(plain.mean() + gain.mean()), best_ndcg, best_coverage, objective, candidates)
 
 
 def _between(sorted_values: np.ndarray, m: int, side: str) -> float:
@@ -225,5 +248,14 @@ def _between(sorted_values: np.ndarray, m: int, side: str) -> float:
     return float((sorted_values[m - 1] + sorted_values[m]) / 2)
 
 
-#: The built-in gate, fitted by ``o1-retriever calibrate`` on SciFact ``train`` (see ``info``).
-DEFAULT_PROFILE = GateProfile(signal="margin", threshold=0.05, side="below", info={"calibrated_on": "placeholder"})
+def _default_profile() -> GateProfile:
+    from importlib.resources import files
+
+    source = files("o1_retriever") / "data" / "gate_default.json"
+    return GateProfile.from_dict(json.loads(source.read_text(encoding="utf-8")), "the built-in gate profile")
+
+
+#: The built-in gate: written by ``o1-retriever calibrate ../shared/data/scifact --split train
+#: --thinker llamacpp:smollm2 --budget 0.5`` (coverage objective, MiniLM); ``info`` records the
+#: calibration data and what it measured there.
+DEFAULT_PROFILE = _default_profile()

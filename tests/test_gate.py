@@ -74,8 +74,10 @@ def test_profile_round_trip_and_default(tmp_path):
     assert DEFAULT_PROFILE.info["calibrated_on"]["split"] == "train"  # never fitted on a test split
 
 
-def _synthetic(n: int = 200, seed: int = 0):
-    """Queries whose thinking gain is +0.3 when their margin is small and -0.1 otherwise."""
+def _synthetic(n: int = 200, seed: int = 0, signed: bool = False):
+    """Queries whose margin decides what thinking does: for margins under 0.1 it changes
+    nDCG@10 by +0.3 (or by +/-0.3 at random with ``signed``), above that by -0.1 (or not at
+    all with ``signed``)."""
     rng = np.random.default_rng(seed)
     scores, dense, thinking = {}, {}, {}
     for i in range(n):
@@ -83,13 +85,17 @@ def _synthetic(n: int = 200, seed: int = 0):
         top = 0.6 + float(rng.uniform(-0.1, 0.1))
         scores[f"q{i}"] = [top, top - margin] + [top - margin - 0.01 * j for j in range(1, 9)]
         dense[f"q{i}"] = float(rng.uniform(0.2, 0.6))
-        thinking[f"q{i}"] = dense[f"q{i}"] + (0.3 if margin < 0.1 else -0.1)
+        if signed:
+            change = float(rng.choice([-0.3, 0.3])) if margin < 0.1 else 0.0
+        else:
+            change = 0.3 if margin < 0.1 else -0.1
+        thinking[f"q{i}"] = dense[f"q{i}"] + change
     return scores, dense, thinking
 
 
-def test_calibration_finds_the_signal_keeps_the_budget_and_is_deterministic():
+def test_ndcg_calibration_finds_the_signal_keeps_the_budget_and_is_deterministic():
     scores, dense, thinking = _synthetic()
-    fitted = calibrate(scores, dense, thinking, budget=0.5)
+    fitted = calibrate(scores, dense, thinking, budget=0.5, objective="ndcg")
     p = fitted.profile
     assert p.signal == "margin" and p.side == "below" and p.threshold == pytest.approx(0.1, abs=0.01)
     decided = {q: p.decide(s).think for q, s in scores.items()}
@@ -97,15 +103,35 @@ def test_calibration_finds_the_signal_keeps_the_budget_and_is_deterministic():
     auto = np.mean([thinking[q] if decided[q] else dense[q] for q in scores])
     assert fitted.ndcg_auto == pytest.approx(auto)
     assert fitted.ndcg_auto > max(fitted.ndcg_dense, fitted.ndcg_always)
-    again = calibrate(dict(reversed(list(scores.items()))), dense, thinking, budget=0.5)
+    again = calibrate(dict(reversed(list(scores.items()))), dense, thinking, budget=0.5, objective="ndcg")
     assert again.profile == p and again.ndcg_auto == fitted.ndcg_auto  # the same profile whatever the order
 
-    tight = calibrate(scores, dense, thinking, budget=0.1)
+    tight = calibrate(scores, dense, thinking, budget=0.1, objective="ndcg")
     assert tight.thought_share <= 0.1
     hurts = {q: v - 0.2 for q, v in dense.items()}
-    assert calibrate(scores, dense, hurts, budget=0.5).thought_share == 0.0  # thinking never pays: never think
+    assert calibrate(scores, dense, hurts, budget=0.5, objective="ndcg").thought_share == 0.0  # thinking never pays: never think
     with pytest.raises(O1RetrieverError, match="budget"):
         calibrate(scores, dense, thinking, budget=0)
+    with pytest.raises(O1RetrieverError, match="objective"):
+        calibrate(scores, dense, thinking, objective="vibes")
+
+
+def test_coverage_calibration_sends_the_queries_thinking_changes():
+    """Thinking changes only the low-margin queries, for better or worse: the coverage gate
+    thinks on exactly those (all of the change, the fewest queries), whatever the signs."""
+    scores, dense, thinking = _synthetic(signed=True)
+    fitted = calibrate(scores, dense, thinking, budget=0.5)
+    p = fitted.profile
+    assert fitted.objective == "coverage" and fitted.coverage == 1.0
+    assert p.signal == "margin" and p.side == "below"
+    low = {q for q, s in scores.items() if s[0] - s[1] < 0.1}
+    assert {q for q, s in scores.items() if p.decide(s).think} == low
+    assert fitted.thought_share == pytest.approx(len(low) / len(scores))
+    assert fitted.ndcg_auto == pytest.approx(fitted.ndcg_always)  # auto tracks always-thinking
+    tight = calibrate(scores, dense, thinking, budget=0.1)
+    assert tight.thought_share <= 0.1 and 0 < tight.coverage < 1
+    again = calibrate(dict(reversed(list(scores.items()))), dense, thinking, budget=0.5)
+    assert again.profile == p
 
 
 # -- thinking="auto" through the index and the CLI (real models) --------------------------------------

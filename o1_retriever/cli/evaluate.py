@@ -59,6 +59,7 @@ def calibrate_cmd(
     queries: Queries = None,
     subset_seed: SubsetSeed = 0,
     budget: Annotated[float, typer.Option("--budget", min=0.01, max=1.0, help="The largest share of queries allowed to think.")] = 0.5,
+    objective: Annotated[str, typer.Option("--objective", help="coverage: send to thinking the queries where thinking changes rankings most (auto tracks always-thinking); ndcg: the best nDCG@10 on these queries (also bets on where thinking helped here).")] = "coverage",
     out_path: Annotated[Path, typer.Option("--out", help="Where to write the gate profile (JSON).")] = Path("gate.json"),
     db: EvalDb = None,
     *,
@@ -66,18 +67,19 @@ def calibrate_cmd(
 ) -> None:
     """Fit the adaptive-thinking gate (search --think auto, eval's auto system, the adapters'
     thinking="auto") on labelled queries: evaluates them without and with thinking, then picks
-    the signal of the plain top 10 and the threshold with the best nDCG@10 within --budget."""
+    the signal of the plain top 10 and the threshold that best meet --objective within --budget."""
     from o1_retriever.evaluation.beir import load_beir
     from o1_retriever.evaluation.calibration import calibrate_gate
 
     data = load_beir(dataset, split, queries=queries, seed=subset_seed)
     err.print(f"[green]{data.name}[/] ({split}): {len(data.queries)} queries; thinking budget {budget:.0%}")
-    fitted, _ = calibrate_gate(data, config, budget=budget, db=db)
+    fitted, _ = calibrate_gate(data, config, budget=budget, objective=objective, db=db)
     fitted.profile.save(out_path)
     p = fitted.profile
     out.print(
         f"gate: think when {p.signal} is {p.side} {p.threshold:.4f}; on these {fitted.queries} queries it thinks on "
-        f"{fitted.thought_share:.0%}: nDCG@10 {fitted.ndcg_auto:.4f} (dense {fitted.ndcg_dense:.4f}, always thinking {fitted.ndcg_always:.4f})",
+        f"{fitted.thought_share:.0%}, where {fitted.coverage:.0%} of what thinking changes happens: nDCG@10 {fitted.ndcg_auto:.4f} "
+        f"(dense {fitted.ndcg_dense:.4f}, always thinking {fitted.ndcg_always:.4f})",
         markup=False, highlight=False,
     )
     err.print(f"wrote {out_path}; use it with --think auto --gate-profile {out_path}")

@@ -91,7 +91,7 @@ def train_cmd(
     warmup: Annotated[float, typer.Option(min=0.0, max=1.0, help="Warm-up fraction.", rich_help_panel=_TRAIN)] = 0.1,
     loss_temperature: Annotated[Optional[float], typer.Option(min=1e-6, help="Temperature of the contrastive loss (cosine / t) [encoder: 0.05, joint: 0.02].", rich_help_panel=_TRAIN)] = None,
     thought_dropout: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Share of queries trained without a thought [encoder: 1.0 = bare queries only, joint: 0.1].", rich_help_panel=_TRAIN)] = None,
-    mixed_precision: Annotated[str, typer.Option(help="no | fp16 | bf16.", rich_help_panel=_TRAIN)] = "no",
+    mixed_precision: Annotated[Optional[str], typer.Option(help="auto | no | fp16 | bf16 [encoder: auto = bf16 where the hardware computes it natively, joint/thinker: no].", rich_help_panel=_TRAIN)] = None,
     dev_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of the training queries held out as a dev split (metrics without and with thinking after every epoch; 0 = train on all).", rich_help_panel=_ENC)] = 0.1,
     negatives: Annotated[int, typer.Option(min=0, help="Hard negatives per row, mined with the base encoder for rows that have none.", rich_help_panel=_ENC)] = 1,
     loss: Annotated[str, typer.Option(help="mnrl (MultipleNegativesRankingLoss) or cached-mnrl (its cached variant: big batches in little memory).", rich_help_panel=_ENC)] = "mnrl",
@@ -132,7 +132,7 @@ def train_cmd(
         batch_size=batch_size or defaults.batch_size, learning_rate=defaults.learning_rate if lr is None else lr, warmup=warmup,
         temperature=loss_temperature or defaults.temperature, group_size=group_size, contrastive_weight=contrastive_weight,
         lm_weight=lm_weight, thought_dropout=defaults.thought_dropout if thought_dropout is None else thought_dropout, lora=lora,
-        lora_r=lora_r, lora_alpha=lora_alpha, gradient_checkpointing=gradient_checkpointing, mixed_precision=mixed_precision,
+        lora_r=lora_r, lora_alpha=lora_alpha, gradient_checkpointing=gradient_checkpointing, mixed_precision=mixed_precision or defaults.mixed_precision,
         max_document_tokens=max_document_tokens, max_thought_tokens=max_thought_tokens, prompt=config.prompt, save=save,
         seed=config.sampling.seed or 0,
     )
@@ -146,7 +146,7 @@ def train_cmd(
 
 def _train_encoder(data: Path, out: Path, split: str, config: EmbedderConfig, *, epochs: float | None, max_steps: int | None,
                    batch_size: int | None, lr: float | None, warmup: float, loss_temperature: float | None,
-                   thought_dropout: float | None, mixed_precision: str, dev_fraction: float, negatives: int, loss: str) -> None:
+                   thought_dropout: float | None, mixed_precision: str | None, dev_fraction: float, negatives: int, loss: str) -> None:
     import dataclasses
 
     from o1_retriever.embedder import ThinkingEmbedder
@@ -161,7 +161,7 @@ def _train_encoder(data: Path, out: Path, split: str, config: EmbedderConfig, *,
         learning_rate=defaults.learning_rate if lr is None else lr, warmup=warmup, loss=loss,
         loss_temperature=loss_temperature or defaults.loss_temperature, negatives=negatives,
         thought_dropout=defaults.thought_dropout if thought_dropout is None else thought_dropout, dev_fraction=dev_fraction,
-        mixed_precision=mixed_precision, seed=config.sampling.seed or 0,
+        mixed_precision=mixed_precision or defaults.mixed_precision, seed=config.sampling.seed or 0,
     )
     settings.check()
     rows = read_pairs(data, split)

@@ -25,13 +25,15 @@ def calibrate_gate(
     config: EmbedderConfig | None = None,
     *,
     budget: float = 0.5,
+    objective: str = "coverage",
     embedder: ThinkingEmbedder | None = None,
     db: str | Path | None = None,
     show_progress: bool = True,
 ) -> tuple[Calibration, RetrievalResults]:
     """Evaluate ``dataset`` without and with thinking (``config.aggregation``) and fit a gate
     for ``budget`` (the largest share of queries that may think). Returns the calibration (its
-    ``profile.info`` says what it was fitted on and what it measured there) and the two runs."""
+    ``profile.info`` says what it was fitted on and what it measured there) and the two runs.
+    ``objective``: see :func:`o1_retriever.gate.calibrate`."""
     config = config or EmbedderConfig()
     always = System(f"thinking[{config.aggregation}]", "thinking", config.aggregation)
     results = evaluate_retrieval(dataset, [System("dense", "dense"), always], config, embedder=embedder, db=db, show_progress=show_progress)
@@ -42,11 +44,13 @@ def calibrate_gate(
         {q: m["nDCG@10"] for q, m in dense.per_query.items()},
         {q: m["nDCG@10"] for q, m in thinking.per_query.items()},
         budget=budget,
+        objective=objective,
     )
     settings = results.settings
     info = {
         "calibrated_on": {"dataset": dataset.name, "split": dataset.split, "queries": fitted.queries},
         "budget": budget,
+        "objective": objective,
         "encoder": config.encoder,
         "thinker": settings["thinker"],
         "thoughts": settings["thoughts"],
@@ -57,6 +61,7 @@ def calibrate_gate(
             "ndcg_dense": fitted.ndcg_dense,
             "ndcg_always": fitted.ndcg_always,
             "ndcg_auto": fitted.ndcg_auto,
+            "coverage": fitted.coverage,
         },
     }
     fitted.profile = replace(fitted.profile, info=info)

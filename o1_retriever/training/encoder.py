@@ -70,7 +70,7 @@ class EncoderTrainConfig:
     negative_skip: int = 0  # mined negatives skip this many top-ranked non-positives
     thought_dropout: float = 1.0  # share of anchors that are the bare query (1.0 = plain fine-tune)
     dev_fraction: float = 0.1
-    mixed_precision: str = "no"  # no | fp16 | bf16
+    mixed_precision: str = "auto"  # auto (bf16 where the hardware computes it natively) | no | fp16 | bf16
     seed: int = 0
 
     def check(self) -> None:
@@ -88,8 +88,8 @@ class EncoderTrainConfig:
             raise EncoderTrainingError("the loss temperature must be > 0")
         if self.negatives < 0 or self.negative_skip < 0:
             raise EncoderTrainingError("negatives and negative skip must be >= 0")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise EncoderTrainingError("mixed precision must be no, fp16 or bf16")
+        if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
+            raise EncoderTrainingError("mixed precision must be auto, no, fp16 or bf16")
 
 
 @dataclass
@@ -223,7 +223,7 @@ def train_encoder(
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer import losses
 
-    from o1_retriever.models import default_device, load_sentence_transformer
+    from o1_retriever.models import default_device, load_sentence_transformer, resolve_dtype
     from o1_retriever.training.mining import mine_hard_negatives
 
     config = config or EncoderTrainConfig()
@@ -277,6 +277,9 @@ def train_encoder(
     dev_before = evaluator(model, epoch=0, steps=0) if evaluator else {}
 
     device = device or default_device()
+    precision = config.mixed_precision
+    if precision == "auto":  # bf16 autocast doubles training speed on a CPU with AVX512-BF16/AMX
+        precision = "bf16" if resolve_dtype("auto", device) == "bfloat16" else "no"
     with tempfile.TemporaryDirectory(prefix="o1-encoder-train-") as scratch:
         args = SentenceTransformerTrainingArguments(
             output_dir=scratch,
@@ -290,8 +293,8 @@ def train_encoder(
             batch_sampler=BatchSamplers.NO_DUPLICATES,
             seed=config.seed,
             data_seed=config.seed,
-            bf16=config.mixed_precision == "bf16",
-            fp16=config.mixed_precision == "fp16",
+            bf16=precision == "bf16",
+            fp16=precision == "fp16",
             eval_strategy="steps" if evaluator else "no",
             eval_steps=steps_per_epoch if evaluator else None,
             save_strategy="no",
