@@ -60,16 +60,20 @@ def mine(args: argparse.Namespace) -> Path:
     out = args.work / "pairs.jsonl"
     if out.exists():
         return out
-    from o1_retriever import EmbedderConfig
+    from o1_retriever import EmbedderConfig, ThinkingEmbedder
+    from o1_retriever.evaluation import load_beir
+    from o1_retriever.evaluation.retrieval import DocumentStore
     from o1_retriever.factory import build_encoder
     from o1_retriever.training import read_pairs, write_rows
-    from o1_retriever.training.data import read_beir_corpus
     from o1_retriever.training.mining import mine_hard_negatives
 
     scifact = dataset("scifact")
     with stage("mine 1 hard negative per SciFact train query (MiniLM, whole corpus)"):
         rows = read_pairs(scifact, "train")
-        mine_hard_negatives(rows, list(read_beir_corpus(scifact).values()), build_encoder(EmbedderConfig()), n=1)
+        # the corpus vectors that o1-retriever eval stored for SciFact (embedded once, reused)
+        store = DocumentStore(load_beir(scifact, "train"), ThinkingEmbedder(None, build_encoder(EmbedderConfig())))
+        texts = [store.texts[i] for i in store.ids]
+        mine_hard_negatives(rows, texts, store.index.embedder.encoder, n=1, corpus_vectors=store.matrix)
         write_rows(rows, out)
     return out
 
