@@ -149,3 +149,28 @@ def test_synthesize_cli_with_the_llamacpp_generator(model_home, tmp_path):
         assert all(len(scores) == 2 for scores in w["votes"].values())
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and "nothing to do" in again.output
+
+
+def test_the_prompt_template_is_evaluated_once_and_reused(llama):
+    """The tokens every prompt shares (chat template, instruction) keep their KV cells from query
+    to query; a query evaluates only its own tokens, and its thoughts do not depend on whether
+    the template was evaluated just now or kept from earlier queries."""
+    from llama_cpp._internals import LlamaContext
+
+    fresh = LlamaCppThinker("smollm2", n_threads=1)
+    prefix = fresh._template_prefix()
+    tokens, _ = fresh._prompt_tokens(QUERIES[0])
+    assert 20 < len(prefix) < len(tokens) and tokens[: len(prefix)] == prefix
+    evaluated = []
+    original = LlamaContext.decode
+    LlamaContext.decode = lambda ctx, batch: evaluated.append(batch.batch.n_tokens) or original(ctx, batch)
+    try:
+        cold = fresh.think(QUERIES[:1], 2, SHORT)  # template first, then the query's own tokens
+        fresh.think(QUERIES[1:], 2, SHORT)
+        evaluated.clear()
+        warm = fresh.think(QUERIES[:1], 2, SHORT)
+    finally:
+        LlamaContext.decode = original
+    assert warm == cold
+    assert evaluated[0] == len(tokens) - len(prefix)  # the warm prefill skips the template
+    assert max(evaluated[1:]) <= 2  # then one token per live sample per step

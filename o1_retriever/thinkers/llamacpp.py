@@ -110,6 +110,8 @@ class LlamaCppThinker(Thinker):
         self._lock = model_lock(self.llm)
         self._chat_formatter: Any = None
         self._batched: tuple[int, Any, Any] | None = None  # (sequences, context, batch)
+        self._prefix: list[int] | None = None  # the template's tokens (see _template_prefix)
+        self._prefix_ready = False  # whether the context's last sequence holds their KV cells
 
     @property
     def identity(self) -> str:
@@ -154,8 +156,11 @@ class LlamaCppThinker(Thinker):
 
     def _context(self, n_seq: int) -> Any:
         """A second llama.cpp context on the loaded weights, with room for ``n_seq`` parallel
-        sequences in one unified KV cache (the ``Llama`` object's own context holds one)."""
+        sequences in one unified KV cache (the ``Llama`` object's own context holds one), plus
+        one more that keeps the prompt template's KV cells from query to query."""
+        n_seq += 1
         if self._batched is None or self._batched[0] < n_seq:
+            self._prefix_ready = False  # a new context holds no template yet
             from llama_cpp import _internals, llama_context_default_params
 
             own = self.llm.context_params
@@ -173,6 +178,18 @@ class LlamaCppThinker(Thinker):
             batch = _internals.LlamaBatch(n_tokens=self.n_ctx, embd=0, n_seq_max=1, verbose=False)
             self._batched = (n_seq, ctx, batch)
         return self._batched[1], self._batched[2]
+
+    def _template_prefix(self) -> list[int]:
+        """The prompt tokens every query shares (chat template, system turn, instruction): the
+        common prefix of the prompts of two unrelated queries."""
+        if self._prefix is None:
+            a, _ = self._prompt_tokens("Alpha beta gamma?")
+            b, _ = self._prompt_tokens("7 zebras")
+            n = 0
+            while n < min(len(a), len(b)) and a[n] == b[n]:
+                n += 1
+            self._prefix = a[:n]
+        return self._prefix
 
     def _sampler(self, sampling: SamplingConfig, seed: int) -> Any:
         from llama_cpp._internals import LlamaSampler
@@ -210,20 +227,38 @@ class LlamaCppThinker(Thinker):
         import llama_cpp
 
         ctx, batch = self._context(k)
+        store = self._batched[0] - 1  # the sequence that keeps the template's KV cells
         base = sampling.seed if sampling.seed is not None else random.randrange(2**31)
         samplers = [self._sampler(sampling, base + i) for i in range(k)]
         vocab = llama_cpp.llama_model_get_vocab(self.llm._model.model)
         n = len(tokens)
 
-        ctx.kv_cache_clear()
+        for seq in range(store):  # the previous query's sequences go; the template stays
+            ctx.kv_cache_seq_rm(seq, -1, -1)
         if self.share_prefill:
+            prefix = self._template_prefix()
+            p = len(prefix) if 0 < len(prefix) < n and tokens[: len(prefix)] == prefix else 0
+            if p:
+                # The template is evaluated once, alone, and kept: every query evaluates only its
+                # own tokens on top of it (the same two steps cold or warm, so the same query
+                # always gets the same thoughts).
+                if not self._prefix_ready:
+                    batch.reset()
+                    batch.add_sequence(prefix, store, False)
+                    ctx.decode(batch)
+                    self._prefix_ready = True
+                ctx.kv_cache_seq_cp(store, 0, 0, p)
+            b = batch.batch
             batch.reset()
-            batch.add_sequence(tokens, 0, False)
+            b.n_tokens = n - p
+            for j, token in enumerate(tokens[p:]):
+                b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = token, p + j, 1, j == n - p - 1
+                b.seq_id[j][0] = 0
             ctx.decode(batch)
             for seq in range(1, k):
                 ctx.kv_cache_seq_cp(0, seq, -1, -1)
             # every sample draws its first token from the same logits
-            sampled = {seq: samplers[seq].sample(ctx, n - 1) for seq in range(k)}
+            sampled = {seq: samplers[seq].sample(ctx, n - p - 1) for seq in range(k)}
         else:
             sampled = {}
             for seq in range(k):  # one prefill per sample (the cost sharing saves)
