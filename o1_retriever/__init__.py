@@ -9,6 +9,7 @@ from o1_retriever.cache import ThoughtCache
 from o1_retriever.config import EmbedderConfig
 from o1_retriever.embedder import QueryEmbedding, ThinkingEmbedder
 from o1_retriever.errors import (
+    CacheError,
     CollectionError,
     EmbedderMismatchError,
     InvalidQueryError,
@@ -26,6 +27,7 @@ __version__ = "0.2.0"  # the one place the version is written (pyproject.toml re
 
 __all__ = [
     "Aggregation",
+    "CacheError",
     "ChromaIndex",
     "CollectionError",
     "EmbedderConfig",
