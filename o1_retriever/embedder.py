@@ -276,6 +276,12 @@ class ThinkingEmbedder:
             show_progress = len(texts) >= _AUTO_PROGRESS
         return self.encoder.encode_documents(texts, show_progress=show_progress)
 
+    def forget_vectors(self) -> None:
+        """Drop the in-memory query vectors (thoughts stay in the thought cache): the next call
+        encodes again, as a first-time query does. Evaluation uses it to time each system fairly."""
+        with self._vector_lock:
+            self._vector_lru.clear()
+
     def close(self) -> None:
         if self.thinker is not None:
             self.thinker.close()

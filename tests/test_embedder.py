@@ -172,10 +172,14 @@ def test_repeated_query_reuses_its_vector_without_encoding(embedder):
     try:
         again = embedder.embed_query(QUERIES[0])
         other = embedder.embed_query(QUERIES[0], aggregation="hyde")  # other strings: encoded
+        embedder.forget_vectors()
+        forgotten = embedder.embed_query(QUERIES[0])  # encoded again (its thoughts still cached)
     finally:
         del embedder.encoder.encode_queries
-    assert np.array_equal(first, again)
-    assert len(calls) == 1 and calls[0] == embedder.think([QUERIES[0]])[0]
+    assert np.array_equal(first, again) and np.allclose(first, forgotten, atol=1e-6)
+    thoughts = embedder.think([QUERIES[0]])[0]
+    assert len(calls) == 2 and calls[0] == thoughts  # the repeat encoded nothing; hyde: the thoughts alone
+    assert calls[1] == [f"{QUERIES[0]} {t}" for t in thoughts] + [QUERIES[0]]  # forgotten: encoded again
     assert not np.allclose(first, other)
 
 

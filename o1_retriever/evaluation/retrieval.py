@@ -424,6 +424,7 @@ def _generation_ms(counter: CountingThinker | None, query: str) -> float:
 
 def _dense(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, store: DocumentStore, texts: list[str], qids: list[str], k: int, counter: CountingThinker | None) -> SystemResult:
     thinking = system.kind == "thinking"
+    embedder.forget_vectors()  # every system pays for its own encoding
     start = time.perf_counter()
     embedded = embedder.embed_queries(texts, thinking=thinking, aggregation=system.aggregation, return_thoughts=True)
     hits = store.search(np.stack([e.vector for e in embedded]), k=k)
@@ -451,6 +452,7 @@ def _auto(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, stor
     the gate's decision from its top 10, and a thinking search for the queries it picks."""
     from o1_retriever.gate import DEPTH
 
+    embedder.forget_vectors()  # every system pays for its own encoding
     start = time.perf_counter()
     plain = embedder.embed_queries(texts, thinking=False, return_thoughts=True)
     plain_hits = store.search(np.stack([e.vector for e in plain]), k=max(k, DEPTH))
