@@ -53,6 +53,20 @@ class EmbedderConfig:
         sampling = {n: options.pop(n) for n in names if n in options}
         return cls(sampling=SamplingConfig(**sampling), **options)
 
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The flat option names :meth:`from_options` takes (every field, with ``sampling``
+        spread into its own fields)."""
+        from dataclasses import fields
+
+        return tuple(f.name for f in fields(cls) if f.name != "sampling") + ("max_new_tokens", "temperature", "top_p", "seed")
+
+    @classmethod
+    def from_object(cls, source: Any) -> "EmbedderConfig":
+        """Build from the attributes of ``source`` named like options (a framework adapter's
+        fields): options ``source`` does not have keep their defaults."""
+        return cls.from_options(**{name: getattr(source, name) for name in cls.option_names() if hasattr(source, name)})
+
     def cache_path(self) -> Path | None:
         if self.cache in (None, "", "none"):
             return None

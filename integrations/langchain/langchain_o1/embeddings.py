@@ -65,9 +65,7 @@ class O1Embeddings(BaseModel, Embeddings):
 
     def to_config(self) -> EmbedderConfig:
         """The :class:`o1_retriever.EmbedderConfig` these fields describe."""
-        fields = ("thinker", "encoder", "model", "thinker_model", "prompt", "aggregation", "thoughts",
-                  "max_new_tokens", "temperature", "seed", "cache", "cache_max_rows", "device", "thinker_dtype", "thinker_threads", "strict")
-        return EmbedderConfig.from_options(**{name: getattr(self, name) for name in fields})
+        return EmbedderConfig.from_object(self)
 
     @property
     def thinking_embedder(self) -> ThinkingEmbedder:
