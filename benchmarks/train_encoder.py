@@ -89,9 +89,8 @@ def train(args: argparse.Namespace, name: str, data: Path, *options: str) -> dic
 def dev_rows(meta: dict) -> list[dict]:
     """One row per evaluated epoch of a sweep run: dev nDCG@10 without / with thinking."""
     rows = [{"epoch": 0, **meta["dev"]["before"]}]
-    per_epoch = len(meta["dev"]["history"]) and meta["steps"] / len(meta["dev"]["history"])
     for entry in meta["dev"]["history"]:
-        rows.append({"epoch": round(entry["step"] / per_epoch) if per_epoch else entry["epoch"], **{k: v for k, v in entry.items() if k.startswith("dev")}})
+        rows.append({"epoch": round(entry["epoch"]), **{k: v for k, v in entry.items() if k.startswith("dev")}})
     return rows
 
 

@@ -138,3 +138,23 @@ def test_bad_settings_are_one_line_errors(pairs_file, tmp_path, model_home):
     assert res.exit_code == 2 and "unknown --mode" in res.output
     res = runner.invoke(app, ["train", str(pairs_file), "--out", str(tmp_path / "x"), "--thinker", "none", "--batch-size", "64", "--dev-fraction", "0"])
     assert res.exit_code == 2 and "fewer than one batch" in res.output
+
+
+def test_each_epoch_trains_on_its_own_draw_without_duplicates_in_a_batch():
+    from datasets import Dataset
+
+    from o1_retriever.training.encoder import EpochDrawSampler
+
+    # two epochs' draws of 6 rows each; rows 0 and 1 share a positive (two anchors of one query)
+    anchors = ["q0", "q0 t", "q1", "q2", "q3", "q4"] + ["q0 u", "q0", "q1 t", "q2 t", "q3", "q4 t"]
+    positives = ["p0", "p0", "p1", "p2", "p3", "p4"] * 2
+    dataset = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    sampler = EpochDrawSampler(dataset, block_rows=6, batch_size=2, drop_last=False, seed=0)
+    for epoch, block in ((0, range(0, 6)), (1, range(6, 12)), (2, range(0, 6))):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert sorted(i for b in batches for i in b) == list(block)  # epoch e: block e, every row once
+        for batch in batches:
+            texts = [v for i in batch for v in (anchors[i], positives[i])]
+            assert len(texts) == len(set(texts))  # no text twice in a batch
+    assert len(sampler) == 3

@@ -170,7 +170,7 @@ def _train_encoder(data: Path, out: Path, split: str, config: EmbedderConfig, *,
     with err.status("loading models"):
         embedder = ThinkingEmbedder.from_config(config if needs_thinker else dataclasses.replace(config, thinker="none"))
     name = f"{data.name} ({split})" if data.is_dir() else data.name
-    result = train_encoder(rows, out, settings, embedder=embedder, base=config.encoder, corpus=corpus, data_name=name, device=config.device)
+    result = train_encoder(rows, out, settings, embedder=embedder, corpus=corpus, data_name=name, device=config.device)
     embedder.close()
     summary = f"[green]trained[/] {result.steps} steps in {result.seconds:.0f} s on {result.train_queries} queries; saved to {out}"
     if result.dev_after:

@@ -10,7 +10,8 @@ serve as its in-batch negatives):
 * anchors are the query strings the embedder will embed: with probability ``thought_dropout``
   the bare query, otherwise ``encoder.query_text(query, thought)`` for one of the thoughts the
   *inference* thinker writes for that query (read through the thought cache, so evaluation
-  reuses them and a rerun generates nothing). The draw is made again for every epoch.
+  reuses them and a rerun generates nothing). The draw is made again for every epoch, and
+  epoch ``e`` trains on its own draw only.
   ``thought_dropout=1.0`` is the plain fine-tune;
 * rows without negatives get hard negatives mined by the base encoder
   (:func:`o1_retriever.training.mining.mine_hard_negatives`);
@@ -26,6 +27,7 @@ sentence-transformers' model card, an o1-retriever section appended to it, and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -36,6 +38,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
+
+from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
 
 from o1_retriever.errors import O1RetrieverError
 from o1_retriever.training.data import PairRow, query_key, split_dev
@@ -137,6 +141,24 @@ def anchor_rows(
     return columns
 
 
+class EpochDrawSampler(NoDuplicatesBatchSampler):
+    """Epoch ``e`` samples only the ``e``-th block of ``block_rows`` rows (the anchors drawn for
+    that epoch), shuffled, with no text twice in a batch (sentence-transformers' no-duplicates
+    sampler within the block)."""
+
+    def __init__(self, dataset: Any, *, block_rows: int, **kwargs: Any) -> None:
+        self.whole = dataset
+        self.block_rows = block_rows
+        super().__init__(dataset.select(range(block_rows)), **kwargs)
+
+    def __iter__(self) -> Any:
+        blocks = max(1, len(self.whole) // self.block_rows)
+        start = (self.epoch % blocks) * self.block_rows
+        self.dataset = self.whole.select(range(start, start + self.block_rows))
+        for batch in super().__iter__():
+            yield [start + i for i in batch]
+
+
 def gather_thoughts(embedder: "ThinkingEmbedder", queries: Sequence[str], *, batch: int = 16, show_progress: bool = True) -> dict[str, list[str]]:
     """The inference thinker's thoughts for each query (cached ones are read, the rest written
     in batches, with a progress bar). A failing thinker raises in strict mode; otherwise its
@@ -192,19 +214,19 @@ def train_encoder(
     config: EncoderTrainConfig | None = None,
     *,
     embedder: "ThinkingEmbedder",
-    base: str = "minilm",
     corpus: Sequence[str] | None = None,
     data_name: str = "pairs",
     device: str | None = None,
     show_progress: bool = True,
 ) -> EncoderTrainResult:
-    """Fine-tune the sentence-transformers model ``base`` on ``rows`` and save it to ``out``.
+    """Fine-tune the encoder of ``embedder`` (a sentence-transformers model) on ``rows`` and save
+    it to ``out``.
 
-    ``embedder`` is the inference embedder: its thinker (and thought cache, sampling, k,
-    aggregation) writes the thoughts of the thought-aware anchors and of the dev metrics with
-    thinking (``embedder.thinker=None``: no thoughts; then ``thought_dropout`` must be 1), and
-    its encoder (the base model) mines hard negatives for rows without any, from ``corpus``
-    (default: every passage the rows name).
+    ``embedder`` is the inference embedder: its encoder is the starting point (a private copy is
+    trained) and mines hard negatives for rows without any, from ``corpus`` (default: every
+    passage the rows name); its thinker (and thought cache, sampling, k, aggregation) writes the
+    thoughts of the thought-aware anchors and of the dev metrics with thinking
+    (``embedder.thinker=None``: no thoughts; then ``thought_dropout`` must be 1).
 
     Example (offline; MiniLM, SciFact's train split, thoughts from the llama.cpp thinker)::
 
@@ -220,7 +242,6 @@ def train_encoder(
     import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer import losses
 
     from o1_retriever.models import default_device, load_sentence_transformer, resolve_dtype
@@ -253,19 +274,18 @@ def train_encoder(
     thoughts = gather_thoughts(embedder, think_for, show_progress=show_progress) if think_for else {}
 
     torch.manual_seed(config.seed)
-    model = load_sentence_transformer(base, device=device, shared=False)
     encoder = embedder.encoder
+    name = getattr(encoder, "name", None)
+    if not isinstance(name, str) or name == "in-memory" or not hasattr(encoder, "model"):
+        raise EncoderTrainingError(f"encoder fine-tuning needs a sentence-transformers encoder loaded by name or folder, got {encoder.identity}")
+    model = load_sentence_transformer(name, device=device, shared=False)  # a private copy of the embedder's encoder
     epochs = max(1, config.epochs)
-    per_epoch = anchor_rows(train_rows, thoughts, encoder, dropout=config.thought_dropout, negatives=config.negatives, epoch=0, seed=config.seed)
-    n_rows = len(per_epoch["anchor"])
+    draws = [anchor_rows(train_rows, thoughts, encoder, dropout=config.thought_dropout, negatives=config.negatives, epoch=e, seed=config.seed) for e in range(epochs)]
+    n_rows = len(draws[0]["anchor"])
     if n_rows < config.batch_size:
         raise EncoderTrainingError(f"{n_rows} training rows are fewer than one batch of {config.batch_size}: lower --batch-size")
-    columns = {k: list(v) for k, v in per_epoch.items()}
-    for epoch in range(1, epochs):  # one fresh draw of anchors per epoch, trained as one pass
-        for k, v in anchor_rows(train_rows, thoughts, encoder, dropout=config.thought_dropout, negatives=config.negatives, epoch=epoch, seed=config.seed).items():
-            columns[k] += v
-    dataset = Dataset.from_dict(columns)
-    steps_per_epoch = math.ceil(n_rows / config.batch_size)
+    # every epoch's draw of anchors, one block after the other; epoch e trains on block e only
+    dataset = Dataset.from_dict({column: [v for draw in draws for v in draw[column]] for column in draws[0]})
 
     scale = 1.0 / config.loss_temperature
     if config.loss == "cached-mnrl":
@@ -283,22 +303,21 @@ def train_encoder(
     with tempfile.TemporaryDirectory(prefix="o1-encoder-train-") as scratch:
         args = SentenceTransformerTrainingArguments(
             output_dir=scratch,
-            num_train_epochs=1,  # the dataset holds every epoch's draw
+            num_train_epochs=epochs,
             max_steps=config.max_steps or -1,
             per_device_train_batch_size=config.batch_size,
             learning_rate=config.learning_rate,
             warmup_steps=config.warmup,
             weight_decay=config.weight_decay,
             lr_scheduler_type="linear",
-            batch_sampler=BatchSamplers.NO_DUPLICATES,
+            batch_sampler=functools.partial(EpochDrawSampler, block_rows=n_rows),
             seed=config.seed,
             data_seed=config.seed,
             bf16=precision == "bf16",
             fp16=precision == "fp16",
-            eval_strategy="steps" if evaluator else "no",
-            eval_steps=steps_per_epoch if evaluator else None,
+            eval_strategy="epoch" if evaluator else "no",
             save_strategy="no",
-            logging_steps=max(1, steps_per_epoch // 4),
+            logging_steps=max(1, math.ceil(n_rows / config.batch_size) // 4),
             report_to="none",
             disable_tqdm=not show_progress,
             use_cpu=device == "cpu",
