@@ -22,7 +22,7 @@ from o1_retriever.thinkers.base import SamplingConfig, Thinker, clean_thought
 log = logging.getLogger(__name__)
 
 _AUTO_PROGRESS = 512  # document batches at least this long show a progress bar by default
-_VECTOR_LRU_SIZE = 4096  # query vectors kept in memory (a few MB at 384 dimensions)
+_VECTOR_LRU_SIZE = 16384  # query strings whose vectors stay in memory (25 MB at 384 dimensions)
 
 
 @dataclass
@@ -85,7 +85,7 @@ class ThinkingEmbedder:
         self.sampling = sampling or SamplingConfig()
         self.cache = ThoughtCache(cache) if isinstance(cache, (str, Path)) else cache
         self.strict = strict
-        self._vector_lru: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
+        self._vector_lru: OrderedDict[str, np.ndarray] = OrderedDict()
         self._vector_lock = threading.Lock()
 
     # -- construction ------------------------------------------------------------------------
@@ -236,29 +236,27 @@ class ThinkingEmbedder:
         return np.stack([r.vector for r in results]) if results else np.zeros((0, self.dimension), np.float32)
 
     def _vectors_of(self, groups: list[tuple[str, ...]]) -> dict[tuple[str, ...], np.ndarray]:
-        """Mean vector of each group of query strings, all missing ones in one encode call.
+        """Mean vector of each group of query strings, all missing strings in one encode call.
 
-        Vectors are kept in a small in-process LRU keyed by the exact strings: a repeated query
+        Vectors are kept in a small in-process LRU keyed by the exact string: a repeated query
         whose thoughts come from the cache then costs no encoding at all, instead of k+1
-        encodings against the single one of a plain query.
+        encodings against the single one of a plain query, and the bare query that
+        ``thinking="auto"`` searched with first is not encoded again for ``o1+query``.
         """
+        strings = list(dict.fromkeys(text for group in groups for text in group))
         with self._vector_lock:
-            known = {g: self._vector_lru[g] for g in groups if g in self._vector_lru}
-            for g in known:
-                self._vector_lru.move_to_end(g)
-        todo = list(dict.fromkeys(g for g in groups if g not in known))
+            known = {t: self._vector_lru[t] for t in strings if t in self._vector_lru}
+            for t in known:
+                self._vector_lru.move_to_end(t)
+        todo = [t for t in strings if t not in known]
         if todo:
-            flat = self.encoder.encode_queries([text for group in todo for text in group])
-            start = 0
-            for group in todo:
-                known[group] = mean_vector(flat[start : start + len(group)])
-                start += len(group)
+            known.update(zip(todo, self.encoder.encode_queries(todo)))
             with self._vector_lock:
-                for group in todo:
-                    self._vector_lru[group] = known[group]
+                for t in todo:
+                    self._vector_lru[t] = known[t]
                 while len(self._vector_lru) > _VECTOR_LRU_SIZE:
                     self._vector_lru.popitem(last=False)
-        return {g: known[g].copy() for g in groups}
+        return {g: mean_vector(np.stack([known[t] for t in g])) for g in groups}
 
     # -- documents ---------------------------------------------------------------------------
     def embed_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:

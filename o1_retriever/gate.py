@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from o1_retriever.errors import O1RetrieverError
 SIGNALS = ("top1", "margin", "spread", "lead", "zlead")
 SIDES = ("below", "above")
 DEPTH = 10  # hits the signals read
+R = TypeVar("R")
 PROFILE_VERSION = 1
 
 
@@ -62,16 +64,19 @@ def signals(scores: Sequence[float]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class GateDecision:
-    """Whether one query thinks, and why (shown in ``--json`` and the adapters' metadata)."""
+    """Whether one query thinks, and why (shown in ``--json`` and the adapters' metadata).
+    ``value`` is None when the plain search found nothing (an empty collection)."""
 
     think: bool
     signal: str
-    value: float
+    value: float | None
     threshold: float
     side: str
 
     @property
     def reason(self) -> str:
+        if self.value is None:
+            return "no hits: nothing to rank, no thinking"
         relation = {True: {"below": "<", "above": ">"}, False: {"below": ">=", "above": "<="}}[self.think][self.side]
         verdict = "uncertain, thinking" if self.think else "confident, no thinking"
         return f"{self.signal} {self.value:.4f} {relation} {self.threshold:.4f}: {verdict}"
@@ -107,7 +112,7 @@ class GateProfile:
         (empty collection) does not think: there is nothing to rank."""
         value = signals(scores)[self.signal]
         if math.isnan(value):
-            return GateDecision(False, self.signal, value, self.threshold, self.side)
+            return GateDecision(False, self.signal, None, self.threshold, self.side)
         think = value < self.threshold if self.side == "below" else value > self.threshold
         return GateDecision(bool(think), self.signal, value, self.threshold, self.side)
 
@@ -134,7 +139,7 @@ class GateProfile:
     def load(cls, path: str | Path | None = None) -> "GateProfile":
         """A profile written by ``o1-retriever calibrate``; ``None`` or ``"default"``: the
         built-in :data:`DEFAULT_PROFILE`."""
-        if path in (None, "", "default"):
+        if path is None or str(path) in ("", "default"):
             return DEFAULT_PROFILE
         path = Path(path).expanduser()
         try:
@@ -144,6 +149,53 @@ class GateProfile:
         except (OSError, ValueError) as exc:
             raise GateError(f"{path}: unreadable gate profile ({exc})") from None
         return cls.from_dict(data, str(path))
+
+
+# -- searching with the gate ---------------------------------------------------------------------
+@dataclass
+class GatedSearch(Generic[R]):
+    """What :func:`search_with_gate` did for each query: the query embedding used (plain, or
+    with thoughts), the hits searched with it, the gate's decision, and the seconds of its two
+    phases (the plain one for every query, the thinking one for those the gate sent on)."""
+
+    embeddings: list[Any]
+    hits: list[R]
+    decisions: list[GateDecision]
+    plain_seconds: float
+    thinking_seconds: float
+
+
+def search_with_gate(
+    embedder: Any,
+    queries: Sequence[str],
+    search: Callable[[list[Any], int], list[R]],
+    scores: Callable[[R], Sequence[float]],
+    gate: GateProfile,
+    *,
+    k: int = DEPTH,
+    thoughts: int | None = None,
+    aggregation: str | None = None,
+) -> GatedSearch[R]:
+    """Adaptive thinking, the one implementation ``ChromaIndex.search(thinking="auto")`` and
+    ``eval``'s auto system share: embed the queries plainly, ``search`` the vectors
+    (``search(vectors, n)`` returns each vector's top ``n`` hits, best first, ``n`` being ``k``
+    or :data:`DEPTH` if more; ``scores`` gives a hit list's similarities), let ``gate`` decide
+    from the top :data:`DEPTH`, then embed the chosen queries with thoughts
+    (``embedder.embed_queries``; the bare query's vector is reused) and search again. A query's
+    hits may be longer than ``k``: the caller cuts."""
+    depth = max(k, DEPTH)
+    start = time.perf_counter()
+    embeddings = embedder.embed_queries(list(queries), thinking=False, return_thoughts=True)
+    hits = search([e.vector for e in embeddings], depth)
+    decisions = [gate.decide(list(scores(h))[:DEPTH]) for h in hits]
+    plain_seconds = time.perf_counter() - start
+    chosen = [i for i, d in enumerate(decisions) if d.think]
+    start = time.perf_counter()
+    if chosen:
+        deep = embedder.embed_queries([queries[i] for i in chosen], thinking=True, thoughts=thoughts, aggregation=aggregation, return_thoughts=True)
+        for i, e, h in zip(chosen, deep, search([e.vector for e in deep], depth)):
+            embeddings[i], hits[i] = e, h
+    return GatedSearch(embeddings, hits, decisions, plain_seconds, time.perf_counter() - start)
 
 
 # -- calibration ---------------------------------------------------------------------------------

@@ -309,9 +309,50 @@ def test_eval_auto_system_reports_share_latency_and_comparisons(tmp_path, model_
     assert not any(d["think"] for d in never["thinking[auto]"]["gate"].values())
     for s in always.values():
         assert s["latency_p95_ms"] >= 0 and s["latency_ms"] > 0
-    # the first run generated the thoughts: auto's latency includes them; the rerun read them from the cache
-    assert always["thinking[auto]"]["latency_ms"] > always["dense"]["latency_ms"]
+    # the first run generated the thoughts (empty cache): both thinking systems pay for them,
+    # and with a gate that always thinks auto costs what always-thinking costs
+    assert always["thinking[o1+query]"]["latency_ms"] > 5 * always["dense"]["latency_ms"]
+    assert always["thinking[auto]"]["latency_ms"] > 0.5 * always["thinking[o1+query]"]["latency_ms"]
+    # the second run read them from the cache: auto that never thinks pays no generation
+    assert never["thinking[auto]"]["latency_ms"] < 0.5 * always["thinking[auto]"]["latency_ms"]
     comparisons = saved["always"]["comparisons"]
     assert set(comparisons["thinking[auto]"]) == {"dense", "thinking[o1+query]"}
     assert comparisons["thinking[auto]"]["thinking[o1+query]"]["mean"] == 0.0
     assert saved["never"]["settings"]["gate"]["threshold"] == -2.0
+
+
+@pytest.mark.slow
+def test_calibrate_and_frontier_commands(tmp_path, model_home):
+    """calibrate writes a profile fitted on the given split (the same one twice: deterministic),
+    and frontier writes a table, results and a plot with one always and one auto point per
+    setting, dense and BM25 as references."""
+    from o1_retriever.cli import app
+    from o1_retriever.gate import GateProfile
+
+    data = hotpot_slice(tmp_path / "hotpot", questions=12, distractors=20)
+    common = ["--thoughts", "1", "--max-new-tokens", "8", "--cache", str(tmp_path / "c.sqlite")]
+    for name in ("a", "b"):
+        result = runner.invoke(app, ["calibrate", str(data), "--split", "test", "--budget", "0.5", "--out", str(tmp_path / f"{name}.json"), *common])
+        assert result.exit_code == 0, result.output
+    profile = GateProfile.load(tmp_path / "a.json")
+    assert profile == GateProfile.load(tmp_path / "b.json")
+    assert profile.info["calibrated_on"] == {"dataset": "hotpot", "split": "test", "queries": 12}
+    assert profile.info["measured"]["thought_share"] <= 0.5 and profile.info["objective"] == "coverage"
+    bad = runner.invoke(app, ["calibrate", str(data), "--split", "test", "--objective", "vibes", "--out", str(tmp_path / "x.json"), *common])
+    assert bad.exit_code == 2 and "objective" in bad.output and not (tmp_path / "x.json").exists()
+
+    out = tmp_path / "frontier"
+    result = runner.invoke(app, ["frontier", str(data), "--split", "test", "--thoughts-grid", "1", "--tokens-grid", "4,8", "--latency-queries", "2",
+                                 "--gate-profile", str(tmp_path / "a.json"), "--out", str(out), *common])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "frontier.json").read_text())
+    assert [p["name"] for p in saved["points"]] == ["k=1, 4 tokens", "auto, k=1, 4 tokens", "k=1, 8 tokens", "auto, k=1, 8 tokens"]
+    assert saved["queries"] == 12 and saved["latency_queries"] == 2
+    for p in saved["points"]:
+        assert 0 <= p["ndcg"] <= 1 and p["latency_ms"] > 0 and set(p["vs_dense"]) >= {"mean", "low", "high"}
+        assert p["thought_share"] == (1.0 if not p["auto"] else p["thought_share"])
+    assert saved["dense"]["ndcg"] > 0 and saved["bm25"]["ndcg"] > 0
+    assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| auto, k=1, 8 tokens |" in (out / "frontier.md").read_text()
+    bad = runner.invoke(app, ["frontier", str(data), "--thoughts-grid", "0,x", "--out", str(out)])
+    assert bad.exit_code == 2 and "--thoughts-grid" in bad.output

@@ -48,7 +48,9 @@ def test_gate_decisions(profile, confident, flat, low):
         assert decision.think is expected
         assert decision.signal == profile.signal and decision.value == pytest.approx(signals(scores)[profile.signal])
         assert decision.reason.endswith("uncertain, thinking" if expected else "confident, no thinking") and profile.signal in decision.reason
-    assert profile.decide([]).think is False  # an empty collection: nothing to think about
+    empty = profile.decide([])  # an empty collection: nothing to think about
+    assert empty.think is False and empty.value is None and "no hits" in empty.reason
+    json.dumps(empty.to_dict(), allow_nan=False)  # valid JSON, no NaN
 
 
 def test_bad_profiles_are_clear_errors(tmp_path):
@@ -188,3 +190,19 @@ def test_search_cli_think_auto_reports_the_decision(index, tmp_path, model_home)
     assert run.returncode == 2 and "--think must be one of" in run.stderr
     run = subprocess.run([*base, "--think", "auto", "--gate-profile", str(tmp_path / "nope.json")], capture_output=True, text=True, timeout=600)
     assert run.returncode == 2 and "no such gate profile" in run.stderr
+
+
+@pytest.mark.slow
+def test_auto_encodes_the_bare_query_once(index):
+    """The plain vector of the first search is the bare query's part of o1+query: not encoded twice."""
+    encoded = []
+    encoder = index.embedder.encoder
+    original = encoder.encode_queries
+    encoder.encode_queries = lambda texts: encoded.extend(texts) or original(texts)
+    try:
+        q = "Why is the sky blue during the day?"
+        result = index.search(q, k=2, thinking="auto", gate=GateProfile("top1", 2.0, "below"))
+    finally:
+        del encoder.encode_queries
+    assert result.thinking and encoded.count(q) == 1
+    assert sorted(encoded) == sorted([q] + [f"{q} {t}" for t in result.thoughts])

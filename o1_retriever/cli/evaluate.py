@@ -38,10 +38,12 @@ def eval_cmd(
     dense; prints a markdown table, writes results.json and a plot to --out."""
     from o1_retriever.evaluation.beir import load_beir
     from o1_retriever.evaluation.report import retrieval_table, write_retrieval_report
-    from o1_retriever.evaluation.retrieval import evaluate_retrieval, parse_systems
+    from o1_retriever.evaluation.retrieval import EvaluationError, evaluate_retrieval, parse_systems
     from o1_retriever.gate import GateProfile
 
     chosen = parse_systems(systems, aggregations or config.aggregation, unified=bool(unified))
+    if gate_profile is not None and not any(s.kind == "auto" for s in chosen):
+        raise EvaluationError("--gate-profile is the gate of the auto system; add auto to --systems")
     gate = GateProfile.load(gate_profile)
     data = load_beir(dataset, split, queries=queries, seed=subset_seed)
     err.print(f"[green]{data.name}[/] ({split}): {len(data.queries)} queries; systems: {', '.join(s.name for s in chosen)}")

@@ -38,7 +38,11 @@ def search_cmd(
     check_query(query)  # before loading any model
     if think not in THINKING_MODES:
         raise InvalidQueryError(f"--think must be one of {', '.join(THINKING_MODES)}, got {think!r}")
+    if no_think and think not in ("always", "never"):
+        raise InvalidQueryError(f"--no-think contradicts --think {think}")
     mode = "never" if no_think else think
+    if gate_profile is not None and mode != "auto":
+        raise InvalidQueryError("--gate-profile is the gate of --think auto; add --think auto")
     gate = GateProfile.load(gate_profile) if mode == "auto" else None  # a bad profile fails before any model loads
     if mode == "never":  # the plain baseline needs no thinker (a unified model still embeds the query)
         config = dataclasses.replace(config, thinker="none")

@@ -90,11 +90,11 @@ def frontier(
     gate = gate or GateProfile.load()
     base = ThinkingEmbedder.from_config(config)
     agg = config.aggregation
-    reference = evaluate_retrieval(dataset, [System("bm25", "bm25"), System("dense", "dense")], config, embedder=base, db=db, show_progress=show_progress)
+    store = DocumentStore(dataset, base, db=db, show_progress=show_progress)  # embedded once, shared by every setting
+    reference = evaluate_retrieval(dataset, [System("bm25", "bm25"), System("dense", "dense")], config, embedder=base, store=store, show_progress=show_progress)
     dense = reference.system("dense")
     qids = list(dataset.queries)
     sample = sorted(random.Random(seed).sample(qids, min(latency_queries, len(qids))))
-    store = DocumentStore(dataset, base, db=db, show_progress=False)
     plain_ms = _plain_latencies(ThinkingEmbedder(None, base.encoder), store, [dataset.queries[q] for q in sample], gate)
     out = FrontierResults(
         dataset.name, dataset.split, len(qids), len(sample),
@@ -107,7 +107,7 @@ def frontier(
             sampling = SamplingConfig(max_new_tokens=t, temperature=config.sampling.temperature, top_p=config.sampling.top_p, seed=config.sampling.seed)
             embedder = ThinkingEmbedder(base.thinker, base.encoder, aggregation=agg, thoughts=k, sampling=sampling, cache=base.cache, strict=base.strict)
             results = evaluate_retrieval(
-                dataset, [System(f"thinking[{agg}]", "thinking", agg), System("thinking[auto]", "auto", agg)], config, embedder=embedder, gate=gate, db=db, show_progress=show_progress
+                dataset, [System(f"thinking[{agg}]", "thinking", agg), System("thinking[auto]", "auto", agg)], config, embedder=embedder, gate=gate, store=store, show_progress=show_progress
             )
             fresh = ThinkingEmbedder(base.thinker, base.encoder, aggregation=agg, thoughts=k, sampling=sampling, cache=None, strict=base.strict)
             think_ms = _thinking_latencies(fresh, store, [dataset.queries[q] for q in sample])

@@ -25,7 +25,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 def retrieval_table(results: RetrievalResults) -> str:
     """One row per system: metrics, nDCG@10 against dense (and auto against always thinking)
     in points with paired bootstrap 95 % intervals, latency (mean, p95), thought share."""
-    comparisons = results.comparisons()
+    comparisons = results.comparisons
     headers = ["system", *MEASURES, "nDCG@10 vs dense", "vs always (auto) or own no-thinking (unified)", "latency ms/query", "p95 ms", "thought share", "thoughts/query", "generated/query"]
 
     def versus(name: str, ref: str | None) -> str:

@@ -28,6 +28,7 @@ import tempfile
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
@@ -197,6 +198,7 @@ class SystemResult:
     generated_per_query: float
     fallbacks: int
     per_query: dict[str, dict[str, float]]
+    aggregation: str | None = None  # of the thinking systems
     thought: dict[str, bool] = field(default_factory=dict)  # query id -> thought about it
     decisions: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # auto: the gate's
     run: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
@@ -253,9 +255,10 @@ class RetrievalResults:
             "queries": self.queries,
             "settings": self.settings,
             "systems": {s.name: s.to_dict() for s in self.systems},
-            "comparisons": self.comparisons(),
+            "comparisons": self.comparisons,
         }
 
+    @cached_property
     def comparisons(self) -> dict[str, dict[str, Any]]:
         """Each system's nDCG@10 against ``dense`` (and ``thinking[auto]`` against always
         thinking with the same aggregation): mean difference in points with a paired bootstrap
@@ -269,7 +272,7 @@ class RetrievalResults:
             if "dense" in names and s.name != "dense":
                 refs["dense"] = names["dense"]
             if s.name == "thinking[auto]":
-                always = next((r for r in self.systems if r.name.startswith("thinking[") and r.name != s.name), None)
+                always = names.get(f"thinking[{s.aggregation}]")
                 if always is not None:
                     refs[always.name] = always
             if s.name == "unified" and "unified-dense" in names:
@@ -331,6 +334,7 @@ def evaluate_retrieval(
     embedder: ThinkingEmbedder | None = None,
     unified: str | None = None,
     gate: GateProfile | None = None,
+    store: DocumentStore | None = None,
     k: int = 100,
     db: str | Path | None = None,
     show_progress: bool = True,
@@ -339,7 +343,8 @@ def evaluate_retrieval(
 
     ``embedder`` (or one built from ``config``) provides the encoder for dense/hyde/thinking;
     ``unified`` names a unified model for the ``unified*`` systems; ``gate`` is the profile of
-    the ``auto`` system (default: the built-in one).
+    the ``auto`` system (default: the built-in one); ``store`` reuses a
+    :class:`DocumentStore` of the same dataset and encoder (runs over several settings).
     """
     from o1_retriever.gate import GateProfile
 
@@ -351,48 +356,53 @@ def evaluate_retrieval(
     results: list[SystemResult] = []
     needs_thinker = bool(kinds & {"thinking", "auto"})
     with tempfile.TemporaryDirectory(prefix="o1-eval-") as tmp, ExitStack() as stack:
-        store = None
         if kinds & {"dense", "thinking", "auto", "bm25"}:
             if embedder is None and kinds & {"dense", "thinking", "auto"}:
                 embedder = ThinkingEmbedder.from_config(config if needs_thinker else replace(config, thinker="none"))
-        if kinds & {"dense", "thinking", "auto"}:
+        if kinds & {"dense", "thinking", "auto"} and store is None:
             assert embedder is not None
             store = DocumentStore(dataset, embedder, db=db, show_progress=show_progress)
         counter = stack.enter_context(counting(embedder, Path(tmp))) if (embedder is not None and needs_thinker) else None
+        generation = Generation()
         if needs_thinker:
             if counter is None:
                 raise EvaluationError("the hyde/thinking/auto systems need a thinker (got --thinker none)")
             think_all(embedder, texts, show_progress=show_progress)
+            generation = Generation(dict(counter.seconds), counter.generated)  # what this run generated, once
         for system in systems:
             if system.kind == "bm25":
                 results.append(_bm25(system, dataset, texts, qids, k, store, show_progress))
             elif system.kind in ("dense", "thinking"):
                 assert embedder is not None and store is not None
-                results.append(_dense(system, dataset, embedder, store, texts, qids, k, counter))
+                results.append(_dense(system, dataset, embedder, store, texts, qids, k, generation))
             elif system.kind == "auto":
-                assert embedder is not None and store is not None and counter is not None
-                results.append(_auto(system, dataset, embedder, store, texts, qids, k, counter, gate))
+                assert embedder is not None and store is not None
+                results.append(_auto(system, dataset, embedder, store, texts, qids, k, generation, gate))
         if kinds & {"unified", "unified-dense"}:
             if not unified:
                 raise EvaluationError("the unified systems need a unified model (--unified PATH)")
             u_embedder = ThinkingEmbedder.from_config(replace(config, model=unified, aggregation="o1"))
             u_store = DocumentStore(dataset, u_embedder, db=db, show_progress=show_progress)
             u_counter = stack.enter_context(counting(u_embedder, Path(tmp) / "unified"))
+            u_generation = Generation()
             if any(s.kind == "unified" for s in systems):
                 think_all(u_embedder, texts, show_progress=show_progress, desc="thinking (unified)")
+                u_generation = Generation(dict(u_counter.seconds), u_counter.generated) if u_counter else Generation()
             for system in systems:
                 if system.kind == "unified-dense":
-                    results.append(_dense(replace(system, kind="dense"), dataset, u_embedder, u_store, texts, qids, k, None))
+                    results.append(_dense(replace(system, kind="dense"), dataset, u_embedder, u_store, texts, qids, k, u_generation))
                 elif system.kind == "unified":
-                    results.append(_dense(replace(system, kind="thinking"), dataset, u_embedder, u_store, texts, qids, k, u_counter))
+                    results.append(_dense(replace(system, kind="thinking"), dataset, u_embedder, u_store, texts, qids, k, u_generation))
+    # what was run: the embedder's own settings when one was passed in, else the config's
+    thinker = embedder.thinker if embedder is not None and needs_thinker else None
     settings = {
-        "encoder": config.encoder,
-        "thinker": config.thinker if needs_thinker else None,
+        "encoder": embedder.encoder.identity if embedder is not None else config.encoder,
+        "thinker": thinker.identity if thinker is not None else None,
         "model": config.model,
         "unified": unified,
-        "thoughts": config.thoughts if needs_thinker else 0,
-        "sampling": config.sampling.as_dict(),
-        "prompt": config.prompt,
+        "thoughts": embedder.k if thinker is not None else 0,
+        "sampling": (embedder.sampling if thinker is not None else config.sampling).as_dict(),
+        "prompt": thinker.prompt.name if thinker is not None else config.prompt,
         "k": k,
         "exact_search": True,
     }
@@ -418,18 +428,27 @@ def _bm25(system: System, dataset: BeirDataset, texts: list[str], qids: list[str
     return SystemResult(system.name, metrics, [each] * len(qids), 0.0, 0.0, 0, per_query, thought={q: False for q in qids}, run=run)
 
 
-def _generation_ms(counter: CountingThinker | None, query: str) -> float:
-    return 1000 * counter.seconds.get(query, 0.0) if counter is not None else 0.0
+@dataclass
+class Generation:
+    """What a run's thinking phase generated: seconds per query text (queries whose thoughts
+    came from the cache are absent) and the number of thoughts. Every system reads the same
+    snapshot, so a system never pays for another's generation."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    thoughts: int = 0
+
+    def ms(self, query: str) -> float:
+        return 1000 * self.seconds.get(query, 0.0)
 
 
-def _dense(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, store: DocumentStore, texts: list[str], qids: list[str], k: int, counter: CountingThinker | None) -> SystemResult:
+def _dense(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, store: DocumentStore, texts: list[str], qids: list[str], k: int, generation: Generation) -> SystemResult:
     thinking = system.kind == "thinking"
     embedder.forget_vectors()  # every system pays for its own encoding
     start = time.perf_counter()
     embedded = embedder.embed_queries(texts, thinking=thinking, aggregation=system.aggregation, return_thoughts=True)
     hits = store.search(np.stack([e.vector for e in embedded]), k=k)
     each = 1000 * (time.perf_counter() - start) / max(1, len(qids))
-    latencies = [each + (_generation_ms(counter, t) if thinking else 0.0) for t in texts]
+    latencies = [each + (generation.ms(t) if thinking else 0.0) for t in texts]
     run = dict(zip(qids, hits))
     metrics, per_query = evaluate_run(dataset.qrels, run)
     n = max(1, len(qids))
@@ -438,56 +457,44 @@ def _dense(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, sto
         metrics,
         latencies,
         sum(len(e.thoughts) for e in embedded) / n if thinking else 0.0,
-        (counter.generated / n) if (thinking and counter is not None) else 0.0,
+        generation.thoughts / n if thinking else 0.0,
         sum(e.fallback for e in embedded),
         per_query,
+        aggregation=system.aggregation if thinking else None,
         thought={q: bool(e.thinking and e.thoughts) for q, e in zip(qids, embedded)},
         run=run,
         thoughts={q: e.thoughts for q, e in zip(qids, embedded)} if thinking else {},
     )
 
 
-def _auto(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, store: DocumentStore, texts: list[str], qids: list[str], k: int, counter: CountingThinker, gate: GateProfile) -> SystemResult:
-    """Adaptive thinking as ``ChromaIndex.search(thinking="auto")`` runs it: a plain search,
-    the gate's decision from its top 10, and a thinking search for the queries it picks."""
-    from o1_retriever.gate import DEPTH
+def _auto(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, store: DocumentStore, texts: list[str], qids: list[str], k: int, generation: Generation, gate: GateProfile) -> SystemResult:
+    """Adaptive thinking exactly as ``ChromaIndex.search(thinking="auto")`` runs it
+    (:func:`o1_retriever.gate.search_with_gate`), over the exact document store."""
+    from o1_retriever.gate import search_with_gate
 
     embedder.forget_vectors()  # every system pays for its own encoding
-    start = time.perf_counter()
-    plain = embedder.embed_queries(texts, thinking=False, return_thoughts=True)
-    plain_hits = store.search(np.stack([e.vector for e in plain]), k=max(k, DEPTH))
-    decisions = [gate.decide(list(h.values())[:DEPTH]) for h in plain_hits]
-    plain_each = 1000 * (time.perf_counter() - start) / max(1, len(qids))
-    chosen = [i for i, d in enumerate(decisions) if d.think]
-    hits = [dict(list(h.items())[:k]) for h in plain_hits]
-    thought = {q: False for q in qids}
-    thoughts: dict[str, list[str]] = {}
-    latencies = [plain_each] * len(qids)
-    fallbacks = 0
-    if chosen:
-        start = time.perf_counter()
-        embedded = embedder.embed_queries([texts[i] for i in chosen], thinking=True, aggregation=system.aggregation, return_thoughts=True)
-        deep = store.search(np.stack([e.vector for e in embedded]), k=k)
-        think_each = 1000 * (time.perf_counter() - start) / len(chosen)
-        for i, e, h in zip(chosen, embedded, deep):
-            hits[i] = h
-            thought[qids[i]] = bool(e.thinking and e.thoughts)
-            thoughts[qids[i]] = e.thoughts
-            latencies[i] += think_each + _generation_ms(counter, texts[i])
-            fallbacks += e.fallback
-    run = dict(zip(qids, hits))
+    done = search_with_gate(
+        embedder, texts, lambda vectors, n: store.search(np.stack(vectors), k=n), lambda hits: list(hits.values()), gate, k=k, aggregation=system.aggregation
+    )
+    chosen = [i for i, d in enumerate(done.decisions) if d.think]
+    plain_each = 1000 * done.plain_seconds / max(1, len(qids))
+    think_each = 1000 * done.thinking_seconds / max(1, len(chosen))
+    latencies = [plain_each + (think_each + generation.ms(t) if d.think else 0.0) for t, d in zip(texts, done.decisions)]
+    run = {q: dict(list(h.items())[:k]) for q, h in zip(qids, done.hits)}
     metrics, per_query = evaluate_run(dataset.qrels, run)
+    thoughts = {qids[i]: done.embeddings[i].thoughts for i in chosen}
     n = max(1, len(qids))
     return SystemResult(
         system.name,
         metrics,
         latencies,
         sum(len(t) for t in thoughts.values()) / n,
-        sum(len(thoughts[q]) for q in thoughts if counter.seconds.get(dataset.queries[q])) / n,
-        fallbacks,
+        sum(len(thoughts[qids[i]]) for i in chosen if texts[i] in generation.seconds) / n,
+        sum(done.embeddings[i].fallback for i in chosen),
         per_query,
-        thought=thought,
-        decisions={q: d.to_dict() for q, d in zip(qids, decisions)},
+        aggregation=system.aggregation,
+        thought={q: bool(e.thinking and e.thoughts) for q, e in zip(qids, done.embeddings)},
+        decisions={q: d.to_dict() for q, d in zip(qids, done.decisions)},
         run=run,
         thoughts=thoughts,
     )

@@ -530,7 +530,8 @@ class ChromaIndex:
     def search_many(
         self, queries: Sequence[str], k: int = 10, *, thinking: bool | str | None = None, thoughts: int | None = None, where: dict | None = None, gate: GateProfile | None = None
     ) -> list[SearchResult]:
-        """Many queries at once: one batched generation, one encode call, one Chroma query.
+        """Many queries at once: one batched generation, one encode call, one Chroma query (with
+        ``"auto"``: a plain pass, then one for the queries that think).
 
         ``thinking``: ``True`` / ``"always"`` thinks, ``False`` / ``"never"`` does not, ``None``
         thinks when the embedder has a thinker, and ``"auto"`` searches with the plain query
@@ -547,21 +548,17 @@ class ChromaIndex:
         if mode != "auto":
             embedded = self.embedder.embed_queries(queries, thinking=mode, thoughts=thoughts, return_thoughts=True)
             return [SearchResult(e.query, e.thoughts, hits, e.thinking, e.fallback) for e, hits in zip(embedded, self._query([e.vector for e in embedded], k, where))]
-        from o1_retriever.gate import DEPTH, GateProfile
+        from o1_retriever.gate import GateProfile, search_with_gate
 
         if self.embedder.thinker is None:
             raise ThinkerError('thinking="auto" needs a thinker; this embedder has none')
-        gate = gate or GateProfile.load()
-        plain = self.embedder.embed_queries(queries, thinking=False, return_thoughts=True)
-        first = self._query([e.vector for e in plain], max(k, DEPTH), where)
-        decisions = [gate.decide([h.score for h in hits[:DEPTH]]) for hits in first]
-        results = [SearchResult(e.query, [], hits[:k], False, False, d) for e, hits, d in zip(plain, first, decisions)]
-        chosen = [i for i, d in enumerate(decisions) if d.think]
-        if chosen:
-            embedded = self.embedder.embed_queries([queries[i] for i in chosen], thinking=True, thoughts=thoughts, return_thoughts=True)
-            for i, e, hits in zip(chosen, embedded, self._query([e.vector for e in embedded], k, where)):
-                results[i] = SearchResult(e.query, e.thoughts, hits, e.thinking, e.fallback, decisions[i])
-        return results
+        done = search_with_gate(
+            self.embedder, queries, lambda vectors, n: self._query(vectors, n, where), lambda hits: [h.score for h in hits], gate or GateProfile.load(), k=k, thoughts=thoughts
+        )
+        return [
+            SearchResult(e.query, e.thoughts, hits[:k], e.thinking, e.fallback, d)
+            for e, hits, d in zip(done.embeddings, done.hits, done.decisions)
+        ]
 
     def _query(self, vectors: list[Any], k: int, where: dict | None) -> list[list[Hit]]:
         """The top ``k`` hits of each vector (fewer when the collection holds fewer)."""
