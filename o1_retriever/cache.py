@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 #: (benchmarks/thought_cache.py), so the default bound is about 226 MB.
 DEFAULT_MAX_ROWS = 200_000
 
-_FLUSH_SECONDS = 10.0  # recorded uses wait at most this long in memory
+_FLUSH_SECONDS = 10.0  # recorded uses are written by the first read or write this long after the last flush
 _FLUSH_USES = 1000  # ... or until this many are pending
 _SCHEMA_VERSION = 1  # PRAGMA user_version of a migrated file (0: the first, unbounded schema)
 
@@ -140,7 +140,7 @@ class ThoughtCache:
                 if ok != "ok":
                     raise sqlite3.DatabaseError(ok)
             except sqlite3.DatabaseError as exc:
-                if getattr(exc, "sqlite_errorcode", None) in _LOCK_ERRORS:  # busy is not damage
+                if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _LOCK_ERRORS:  # busy (any extended code) is not damage
                     raise CacheError(f"thought cache {self.path} stayed locked by another process: {exc}") from None
                 self._quarantine(exc)
             conn = self._connect()
@@ -185,7 +185,11 @@ class ThoughtCache:
         now = time.time()
         uses = self._take_uses()
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # another process held the write lock past the timeout
+            self._restore_uses(uses)
+            raise CacheError(f"thought cache {self.path} stayed locked by another process: {exc}") from None
         try:
             inserted = conn.executemany(
                 "INSERT OR IGNORE INTO thoughts (key, query, thoughts, created, used, thinker, prompt) VALUES (?, ?, ?, ?, ?, ?, ?)",

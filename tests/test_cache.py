@@ -242,6 +242,24 @@ def test_a_file_kept_locked_by_another_program_is_reported_not_moved_aside(tmp_p
     assert ThoughtCache(path).get_many([_key("a")]) == {_key("a"): ["x"]}
 
 
+def test_a_write_blocked_by_another_writer_is_a_cache_error_and_keeps_the_uses(tmp_path, monkeypatch):
+    path = tmp_path / "c.sqlite"
+    cache = ThoughtCache(path)
+    cache.put_many([(_key("a"), "a", ["x"])])
+    assert cache.get_many([_key("a")]) == {_key("a"): ["x"]}  # a use, pending until the next write
+    monkeypatch.setattr("o1_retriever.cache._BUSY_MS", 200)
+    cache._local.__dict__.clear()  # reconnect with the short busy timeout
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing, for longer than the busy timeout
+    try:
+        with pytest.raises(CacheError, match="stayed locked"):
+            cache.put_many([(_key("b"), "b", ["y"])])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert cache._take_uses()  # the pending use survived the failed write
+
+
 # -- statistics and clearing -------------------------------------------------------------------
 def test_stats_of_an_old_file_change_nothing(tmp_path):
     path = tmp_path / "c.sqlite"

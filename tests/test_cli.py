@@ -87,6 +87,15 @@ def test_reindexing_an_edited_folder_leaves_no_stale_chunks(model_home, tmp_path
     assert found.returncode == 0, found.stderr
     assert [r["id"] for r in json.loads(found.stdout)["results"]] == ["a.md#0"]
 
+    # the last file goes too: the sync empties what this folder indexed (an empty folder that
+    # indexed nothing before is still an error)
+    (notes / "a.md").unlink()
+    emptied = run("index", str(notes), *common, home=model_home)
+    assert emptied.returncode == 0, emptied.stderr
+    assert "0 written, 0 unchanged, 1 removed" in oneline(emptied.stderr) and "collection holds 0" in oneline(emptied.stderr)
+    again = run("index", str(notes), *common, home=model_home)
+    assert again.returncode == 2 and "no documents found" in again.stderr
+
 
 def test_searching_a_missing_collection_is_an_error_and_creates_nothing(model_home, tmp_path, sample_corpus):
     """Reproduction 2: a typo in --collection."""

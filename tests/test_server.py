@@ -134,6 +134,28 @@ def test_unreachable_server_is_a_clear_error(plain):
         ChromaIndex("docs", plain, host="127.0.0.1", port=port)
 
 
+def test_another_service_on_the_port_is_a_one_line_server_error(tmp_path):
+    """A plain web server (not Chroma) answers on the port: a one-line ServerError, no HTML page."""
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from o1_retriever.index import make_client
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: Quiet(*a, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ServerError, match="did not answer as a Chroma server") as info:
+            make_client(host="127.0.0.1", port=server.server_address[1], retries=0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "\n" not in str(info.value) and "<html" not in str(info.value).lower()
+
+
 def test_rust_chroma_server_indexes_and_searches(rust_server, plain, sample_corpus):
     index = ChromaIndex("docs", plain, host="127.0.0.1", port=rust_server)
     stats = index.add(read_source(sample_corpus), show_progress=False)

@@ -30,17 +30,28 @@ def index_cmd(
     new or changed chunks are embedded, and chunks the source no longer holds are removed."""
     import itertools
 
-    from o1_retriever.errors import SourceError
+    from o1_retriever.errors import CollectionError, SourceError
     from o1_retriever.index import SourceReport, read_source, source_id
 
     report = SourceReport()
     documents = read_source(source, report, id_prefix=id_prefix, chunk_size=chunk_size, overlap=min(150, chunk_size // 4))
-    first = next(documents, None)  # an empty corpus fails before any model is loaded
-    if first is None:
-        raise SourceError(f"{source}: no documents found (expected .txt/.md files, a .jsonl corpus or a BEIR folder)")
+    name = source_name or source_id(source)
+    first = next(documents, None)
     # documents are never thought about: indexing loads no thinker (less memory, faster start)
-    index = open_index(collection, dataclasses.replace(config, thinker="none"), db, host, port, token, create=True)
-    stats = index.add(itertools.chain([first], documents), source=source_name or source_id(source), sync=sync, batch_size=batch_size)
+    plain = dataclasses.replace(config, thinker="none")
+    if first is None:  # an empty source: only a sync that empties what it indexed before has work
+        empty = SourceError(f"{source}: no documents found (expected .txt/.md files, a .jsonl corpus or a BEIR folder)")
+        if not sync:
+            raise empty
+        try:
+            index = open_index(collection, plain, db, host, port, token, create=False)
+        except CollectionError:
+            raise empty from None
+        if not index.source_ids(name):
+            raise empty
+    else:
+        index = open_index(collection, plain, db, host, port, token, create=True)
+    stats = index.add(itertools.chain([first] if first else [], documents), source=name, sync=sync, batch_size=batch_size)
     removed = f"{stats.removed} removed" if sync else "none removed (--no-sync)"
     err.print(
         f"[green]indexed[/] {stats.seen} documents into {collection!r}: {stats.written} written, "

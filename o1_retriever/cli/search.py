@@ -58,7 +58,7 @@ def show_result(result: Any, title: str | None = None) -> None:
     if result.gate is not None:
         out.print(f"[dim]gate: {result.gate.reason}[/]")
     if result.fallback:
-        out.print("[yellow]the thinker failed: results come from the plain query[/]")
+        out.print("[yellow]no usable thoughts (the thinker failed or wrote none): results come from the plain query[/]")
     if result.thoughts:
         body = "\n\n".join(f"[bold]{i}.[/] {t}" for i, t in enumerate(result.thoughts, 1))
         out.print(Panel(body, title=title or "thoughts", border_style="cyan"))

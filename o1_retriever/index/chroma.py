@@ -206,7 +206,10 @@ def _server_error(exc: Exception, host: str, port: int, token: str | None, retri
     if _transient(exc) or isinstance(exc, (ConnectionError, OSError)):
         tries = f" ({retries + 1} attempts)" if retries else ""
         return ServerError(f"cannot reach a Chroma server at {host}:{port}{tries}: {exc}")
-    return exc
+    # anything else (a proxy or another service on the port, a handshake cut mid-way): one
+    # line, never a page of HTML
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return ServerError(f"Chroma server {host}:{port} did not answer as a Chroma server: {first}")
 
 
 def _server_of(client: Any) -> tuple[str, int] | None:
@@ -411,7 +414,8 @@ class ChromaIndex:
 
         if sync and not source:
             raise ValueError("sync=True needs the source whose stale chunks it removes")
-        limit = self.client.get_max_batch_size() if self.client is not None else 5000
+        limit = self._call(self.client.get_max_batch_size) if self.client is not None else 5000
+        limit = limit if limit > 0 else 5000  # a server that names no limit
         batch_size = max(1, min(batch_size, limit))
         stats = IndexStats()
         seen: set[str] = set()

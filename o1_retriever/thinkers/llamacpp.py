@@ -260,6 +260,8 @@ class LlamaCppThinker(Thinker):
             # every sample draws its first token from the same logits
             sampled = {seq: samplers[seq].sample(ctx, n - p - 1) for seq in range(k)}
         else:
+            ctx.kv_cache_seq_rm(store, -1, -1)  # no template kept: the n_ctx check counts the prompts only
+            self._prefix_ready = False
             sampled = {}
             for seq in range(k):  # one prefill per sample (the cost sharing saves)
                 batch.reset()
