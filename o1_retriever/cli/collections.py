@@ -112,5 +112,10 @@ def delete_cmd(
         if not sys.stdin.isatty():
             raise CollectionError(f"not deleting {name!r} ({count} chunks) without confirmation: stdin is not a terminal; pass --yes")
         typer.confirm(f"delete collection {name!r} and its {count} chunks?", abort=True)
-    chroma_call(client, lambda: client.delete_collection(name))
+    import chromadb.errors
+
+    try:
+        chroma_call(client, lambda: client.delete_collection(name))
+    except chromadb.errors.NotFoundError:  # a retry after a lost answer: the first try deleted it
+        pass
     err.print(f"[green]deleted[/] {name!r} ({count} chunks)")
