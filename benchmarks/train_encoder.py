@@ -13,8 +13,8 @@ Stages (each timed, with its peak resident memory; every training and evaluation
      without and with thinking) come from the trained folders' ``o1_encoder.json``. The
      choice maximises the mean of the two dev figures; the test sets are never looked at;
   3. ``final``: the command with its defaults (which must equal the sweep's choice) on the BEIR
-     folder, and variants: all 809 queries (``--dev-fraction 0``), and every thought dropout of
-     the curve;
+     folder, and all 809 queries (``--dev-fraction 0``); ``curve``: the defaults at every thought
+     dropout of the curve (on the mined pairs of stage 1, the same rows);
   4. ``eval``: ``o1-retriever eval --systems dense,thinking`` with each encoder on SciFact
      ``test`` (300 queries, 5,183 abstracts) and HotpotQA-200 (1,971 paragraphs); gains with
      paired bootstrap 95 % intervals (``o1_retriever.evaluation.stats``).
@@ -141,18 +141,23 @@ def main() -> None:
     if "sweep" in stages:
         results["sweep"] = sweep(args, mine(args))
     encoders = {"MiniLM": "minilm"}
-    if "final" in stages:
+    default: dict | None = None
+    if "final" in stages or "curve" in stages:
+        # the command with its defaults, on the BEIR folder (mining included), as a user runs it
         default = train(args, "default", scifact)
         results["default_settings"] = default["settings"]
         encoders["fine-tuned, command defaults"] = str(args.work / "models" / "default")
-        if default["settings"]["thought_dropout"] != 1.0:
-            train(args, "plain", scifact, "--thought-dropout", "1")
-            encoders["fine-tuned, plain (dropout 1)"] = str(args.work / "models" / "plain")
+    if "final" in stages:
         train(args, "all-809", scifact, "--dev-fraction", "0")
         encoders["fine-tuned, defaults, all 809 queries"] = str(args.work / "models" / "all-809")
     if "curve" in stages:
+        assert default is not None
+        pairs = mine(args)  # the same rows and negatives the command mines: only the mining is saved
         for pd in CURVE:
-            train(args, f"curve-p{pd:g}", scifact, "--thought-dropout", str(pd))
+            if pd == default["settings"]["thought_dropout"]:
+                encoders[f"curve: dropout {pd:g}"] = encoders["fine-tuned, command defaults"]  # the same training
+                continue
+            train(args, f"curve-p{pd:g}", pairs, "--thought-dropout", str(pd))
             encoders[f"curve: dropout {pd:g}"] = str(args.work / "models" / f"curve-p{pd:g}")
     if "eval" in stages or "curve" in stages:
         evals = {label: evaluate(args, label, enc) for label, enc in encoders.items()}

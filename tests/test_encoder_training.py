@@ -158,3 +158,4 @@ def test_each_epoch_trains_on_its_own_draw_without_duplicates_in_a_batch():
             texts = [v for i in batch for v in (anchors[i], positives[i])]
             assert len(texts) == len(set(texts))  # no text twice in a batch
     assert len(sampler) == 3
+

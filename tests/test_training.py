@@ -180,6 +180,20 @@ def test_lora_thinker_mode_saves_a_merged_thinker(tmp_path, tokenizer_path, mode
     assert [len(t) for t in emb.think(["why are tides high?"])] == [2]
 
 
+def test_one_process_trains_an_encoder_in_bf16_then_a_thinker_in_full_precision(tmp_path, tokenizer_path, model_home, encoder):
+    """accelerate keeps its precision process-wide. Encoder training defaults to bf16 where the CPU
+    computes it natively; a thinker trained afterwards in the same process (a notebook, a sweep,
+    this suite) must not be refused for the other precision."""
+    from o1_retriever.training.encoder import EncoderTrainConfig, train_encoder
+    from o1_retriever.training.trainer import TrainConfig, train
+
+    enc_config = EncoderTrainConfig(max_steps=1, batch_size=3, thought_dropout=1.0, dev_fraction=0.0, negatives=0, mixed_precision="bf16")
+    assert train_encoder(_rows(), tmp_path / "encoder", enc_config, embedder=ThinkingEmbedder(None, encoder, cache="none"), show_progress=False).steps == 1
+    tok = _tokenizer(tokenizer_path)
+    config = TrainConfig(mode="thinker", max_steps=1, batch_size=3, lora_r=4, lora_alpha=8, mixed_precision="no")
+    assert train(_rows(), tmp_path / "thinker", config, base=(_tiny(tok, 0), tok), show_progress=False).steps == 1
+
+
 def test_bad_training_input_gives_clear_errors(tmp_path):
     from o1_retriever.training.synthesis import read_synthesized
     from o1_retriever.training.trainer import TrainConfig, train

@@ -43,6 +43,7 @@ from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
 
 from o1_retriever.errors import O1RetrieverError
 from o1_retriever.training.data import PairRow, query_key, split_dev
+from o1_retriever.training.precision import fresh_accelerator_state
 
 if TYPE_CHECKING:
     from o1_retriever.embedder import ThinkingEmbedder
@@ -300,6 +301,7 @@ def train_encoder(
     precision = config.mixed_precision
     if precision == "auto":  # bf16 autocast doubles training speed on a CPU with AVX512-BF16/AMX
         precision = "bf16" if resolve_dtype("auto", device) == "bfloat16" else "no"
+    fresh_accelerator_state()  # the arguments set up accelerate's state with this run's precision
     with tempfile.TemporaryDirectory(prefix="o1-encoder-train-") as scratch:
         args = SentenceTransformerTrainingArguments(
             output_dir=scratch,

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 from o1_retriever.errors import ModelLoadError, O1RetrieverError
 from o1_retriever.training.data import PairRow
+from o1_retriever.training.precision import fresh_accelerator_state
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,7 @@ def train(
     random.seed(config.seed)
     torch.manual_seed(config.seed)
 
+    fresh_accelerator_state()
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     model, tokenizer = load_base(base if base is not None else config.base, config.mode)
     model.train()
