@@ -13,8 +13,10 @@ Stages (each timed, with its peak resident memory; every training and evaluation
      without and with thinking) come from the trained folders' ``o1_encoder.json``. The
      choice maximises the mean of the two dev figures; the test sets are never looked at;
   3. ``final``: the command with its defaults (which must equal the sweep's choice) on the BEIR
-     folder, and all 809 queries (``--dev-fraction 0``); ``curve``: the defaults at every thought
-     dropout of the curve (on the mined pairs of stage 1, the same rows);
+     folder; ``all809``: the same on all 809 queries (``--dev-fraction 0``); ``curve``: the
+     defaults at every thought dropout of ``--curve`` (on the mined pairs of stage 1, the same rows);
+     ``mix``: the default encoder with a share ``--mix`` of MiniLM's weights mixed back (what
+     ``--base-weight`` saves), the remedy out of domain;
   4. ``eval``: ``o1-retriever eval --systems dense,thinking`` with each encoder on SciFact
      ``test`` (300 queries, 5,183 abstracts) and HotpotQA-200 (1,971 paragraphs); gains with
      paired bootstrap 95 % intervals (``o1_retriever.evaluation.stats``).
@@ -86,6 +88,42 @@ def train(args: argparse.Namespace, name: str, data: Path, *options: str) -> dic
     return json.loads((out / "o1_encoder.json").read_text())
 
 
+def seen_test_queries(folder: Path) -> set[str]:
+    """SciFact test queries with a relevant abstract that is also relevant to a training query."""
+    import csv
+
+    def qrels(split: str) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        with open(folder / "qrels" / f"{split}.tsv", newline="") as f:
+            for row in list(csv.reader(f, delimiter="\t"))[1:]:
+                out.setdefault(row[0], set()).add(row[1])
+        return out
+
+    trained_on = set().union(*qrels("train").values())
+    return {q for q, docs in qrels("test").items() if docs & trained_on}
+
+
+def mix(args: argparse.Namespace, weight: float) -> str:
+    """``models/default`` with a share ``weight`` of MiniLM's weights mixed back: the weights that
+    ``train --base-weight WEIGHT`` saves (the mix is applied after an identical training), built
+    from the trained folder instead of training again."""
+    out = args.work / "models" / f"mix-{weight:g}"
+    if not (out / "o1_encoder.json").exists():
+        from o1_retriever.models import load_sentence_transformer
+        from o1_retriever.training.encoder import mix_in_base
+
+        with stage(f"mix {weight:g} x MiniLM into the command-default encoder"):
+            model = load_sentence_transformer(str(args.work / "models" / "default"), device="cpu", shared=False)
+            mix_in_base(model, load_sentence_transformer("minilm", device="cpu"), weight)
+            model.save(str(out))
+            meta = json.loads((args.work / "models" / "default" / "o1_encoder.json").read_text())
+            meta["settings"]["base_weight"] = weight
+            meta["identity"] = f"{meta['base']}+o1-ft:mix-{weight:g}-of-{meta['identity'].rsplit(':', 1)[-1]}"
+            meta["dev"]["after"] = {}  # not scored: this benchmark reports the test sets
+            (out / "o1_encoder.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return str(out)
+
+
 def dev_rows(meta: dict) -> list[dict]:
     """One row per evaluated epoch of a sweep run: dev nDCG@10 without / with thinking."""
     rows = [{"epoch": 0, **meta["dev"]["before"]}]
@@ -129,7 +167,9 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("/tmp/o1-encoder-bench"))
     p.add_argument("--thinker", default="llamacpp:smollm2")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the subprocesses (OMP_NUM_THREADS)")
-    p.add_argument("--stages", default="sweep,final,eval,curve")
+    p.add_argument("--stages", default="sweep,final,all809,eval,curve")
+    p.add_argument("--curve", type=lambda v: [float(x) for x in v.split(",")], default=list(CURVE), help="thought dropouts of the curve (comma-separated)")
+    p.add_argument("--mix", type=lambda v: [float(x) for x in v.split(",")], default=[0.25, 0.5, 0.75], help="base weights of the mix stage (WiSE-FT remedy out of domain)")
     p.add_argument("--json", help="save the figures here")
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -147,19 +187,23 @@ def main() -> None:
         default = train(args, "default", scifact)
         results["default_settings"] = default["settings"]
         encoders["fine-tuned, command defaults"] = str(args.work / "models" / "default")
-    if "final" in stages:
+    if "all809" in stages:
         train(args, "all-809", scifact, "--dev-fraction", "0")
         encoders["fine-tuned, defaults, all 809 queries"] = str(args.work / "models" / "all-809")
     if "curve" in stages:
         assert default is not None
         pairs = mine(args)  # the same rows and negatives the command mines: only the mining is saved
-        for pd in CURVE:
+        for pd in args.curve:
             if pd == default["settings"]["thought_dropout"]:
                 encoders[f"curve: dropout {pd:g}"] = encoders["fine-tuned, command defaults"]  # the same training
                 continue
             train(args, f"curve-p{pd:g}", pairs, "--thought-dropout", str(pd))
             encoders[f"curve: dropout {pd:g}"] = str(args.work / "models" / f"curve-p{pd:g}")
-    if "eval" in stages or "curve" in stages:
+    if "mix" in stages:
+        assert default is not None or (args.work / "models" / "default" / "o1_encoder.json").exists()
+        for w in args.mix:
+            encoders[f"defaults, base weight {w:g}"] = mix(args, w)
+    if "eval" in stages or "curve" in stages or "mix" in stages:
         evals = {label: evaluate(args, label, enc) for label, enc in encoders.items()}
         base = evals["MiniLM"]
         rows = []
@@ -174,6 +218,24 @@ def main() -> None:
                 ])
         print("\nnDCG@10 through o1-retriever eval (whole corpora, exact search); gains in points with paired bootstrap 95 % intervals")
         print(table(["encoder", "set", "queries", "no thinking", "vs MiniLM", "thinking", "thinking vs no thinking"], rows))
+        # SciFact's claims come in groups about one abstract: most test queries ask about an
+        # abstract that a training query named. The split shows what the encoder learned about
+        # the corpus it saw, and what carries over to abstracts no training pair named.
+        seen = seen_test_queries(scifact)
+        split_rows = []
+        for label, by_set in evals.items():
+            res = by_set["SciFact test"]["systems"]
+            ref = base["SciFact test"]["systems"]["dense"]["per_query"]
+            for part, keep in (("abstract named in training", True), ("abstract never named in training", False)):
+                qids = {q for q in res["dense"]["per_query"] if (q in seen) == keep}
+                pick = lambda pq: {q: v for q, v in pq.items() if q in qids}  # noqa: E731
+                dense_pq, think_pq = pick(res["dense"]["per_query"]), pick(res["thinking[o1+query]"]["per_query"])
+                mean = lambda pq: sum(v["nDCG@10"] for v in pq.values()) / len(pq)  # noqa: E731
+                split_rows.append([label, part, len(qids), f"{mean(dense_pq):.3f}", "" if label == "MiniLM" else str(paired_difference(pick(ref), dense_pq)),
+                                   f"{mean(think_pq):.3f}", str(paired_difference(dense_pq, think_pq))])
+        print("\nSciFact test by whether a query's relevant abstract was a positive of a training query (SciFact train qrels)")
+        print(table(["encoder", "test queries", "queries", "no thinking", "vs MiniLM", "thinking", "thinking vs no thinking"], split_rows))
+        results["scifact_seen_split"] = split_rows
         results["eval"] = {label: {name: {s: r["systems"][s]["metrics"] for s in r["systems"]} for name, r in v.items()} for label, v in evals.items()}
     print("\n" + table(["stage", "wall s", "peak RSS MiB"], [[s["stage"], s["seconds"], s.get("subprocess_peak_rss_mb", s["peak_rss_mb"])] for s in STAGES]))
     if args.json:

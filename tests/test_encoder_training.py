@@ -159,3 +159,26 @@ def test_each_epoch_trains_on_its_own_draw_without_duplicates_in_a_batch():
             assert len(texts) == len(set(texts))  # no text twice in a batch
     assert len(sampler) == 3
 
+
+
+def test_base_weight_mixes_the_base_weights_back(pairs_file, tmp_path, model_home, encoder):
+    """--base-weight w saves (1 - w) x trained + w x base (WiSE-FT); w = 1 gives the base's vectors
+    back exactly, and the dev figures recorded are those of the saved mix."""
+    from o1_retriever.cli import app
+
+    text = ["Mercury is liquid."]
+    common = ["--mode", "encoder", "--max-steps", "2", "--batch-size", "4", "--negatives", "1", "--dev-fraction", "0.2", "--thinker", "none", "--cache", "none"]
+    res = CliRunner().invoke(app, ["train", str(pairs_file), "--out", str(tmp_path / "all-base"), "--base-weight", "1", *common])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "all-base" / "o1_encoder.json").read_text())
+    assert meta["settings"]["base_weight"] == 1.0 and "WiSE-FT" in (tmp_path / "all-base" / "README.md").read_text()
+    assert meta["dev"]["after"] == pytest.approx(meta["dev"]["before"], abs=1e-6)  # the base's own dev figures
+    mixed = ThinkingEmbedder.from_config(EmbedderConfig(thinker="none", encoder=str(tmp_path / "all-base"), cache="none"))
+    np.testing.assert_allclose(mixed.embed_documents(text), encoder.encode_documents(text), atol=1e-5)
+
+    res = CliRunner().invoke(app, ["train", str(pairs_file), "--out", str(tmp_path / "half"), "--base-weight", "0.5", *common])
+    assert res.exit_code == 0, res.output
+    half = ThinkingEmbedder.from_config(EmbedderConfig(thinker="none", encoder=str(tmp_path / "half"), cache="none")).embed_documents(text)
+    assert not np.allclose(half, encoder.encode_documents(text), atol=1e-4)
+    res = CliRunner().invoke(app, ["train", str(pairs_file), "--out", str(tmp_path / "x"), "--base-weight", "1.5", *common])
+    assert res.exit_code == 2 and "--base-weight" in res.output

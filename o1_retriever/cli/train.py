@@ -84,10 +84,10 @@ def train_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: a sentence-transformers model (encoder) or a Hugging Face causal LM (joint, thinker).")],
     mode: Annotated[str, typer.Option(help="encoder (fine-tune the encoder on the pairs, thought-aware), joint (unified model: thinking + embedding) or thinker (behaviour cloning only).", rich_help_panel=_TRAIN)] = "encoder",
     split: Annotated[str, typer.Option(help="BEIR qrels split to train on (a BEIR folder as DATA).", rich_help_panel=_TRAIN)] = "train",
-    epochs: Annotated[Optional[float], typer.Option(min=0.0, help="Epochs [encoder: 2, joint/thinker: 1].", rich_help_panel=_TRAIN)] = None,
+    epochs: Annotated[Optional[float], typer.Option(min=0.0, help="Epochs [encoder: 3, joint/thinker: 1].", rich_help_panel=_TRAIN)] = None,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many steps (overrides --epochs).", rich_help_panel=_TRAIN)] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Rows per step [encoder: 32, joint/thinker: 8].", rich_help_panel=_TRAIN)] = None,
-    lr: Annotated[Optional[float], typer.Option(min=0.0, help="Learning rate, linear schedule [encoder: 3e-5, joint/thinker: 1e-4].", rich_help_panel=_TRAIN)] = None,
+    lr: Annotated[Optional[float], typer.Option(min=0.0, help="Learning rate, linear schedule [encoder: 1e-4, joint/thinker: 1e-4].", rich_help_panel=_TRAIN)] = None,
     warmup: Annotated[float, typer.Option(min=0.0, max=1.0, help="Warm-up fraction.", rich_help_panel=_TRAIN)] = 0.1,
     loss_temperature: Annotated[Optional[float], typer.Option(min=1e-6, help="Temperature of the contrastive loss (cosine / t) [encoder: 0.05, joint: 0.02].", rich_help_panel=_TRAIN)] = None,
     thought_dropout: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Share of queries trained without a thought [encoder: 1.0 = bare queries only, joint: 0.1].", rich_help_panel=_TRAIN)] = None,
@@ -95,6 +95,7 @@ def train_cmd(
     dev_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of the training queries held out as a dev split (metrics without and with thinking after every epoch; 0 = train on all).", rich_help_panel=_ENC)] = 0.1,
     negatives: Annotated[int, typer.Option(min=0, help="Hard negatives per row, mined with the base encoder for rows that have none.", rich_help_panel=_ENC)] = 1,
     loss: Annotated[str, typer.Option(help="mnrl (MultipleNegativesRankingLoss) or cached-mnrl (its cached variant: big batches in little memory).", rich_help_panel=_ENC)] = "mnrl",
+    base_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of the base encoder's weights mixed back after training (WiSE-FT): less in-domain gain, less loss on other domains.", rich_help_panel=_ENC)] = 0.0,
     base: Annotated[str, typer.Option(help="Base causal LM: 'smollm2' or a HF id/folder (the encoder mode trains --encoder).", rich_help_panel=_LM)] = "smollm2",
     group_size: Annotated[int, typer.Option(min=1, help="Documents per query: 1 positive + hard negatives.", rich_help_panel=_LM)] = 16,
     contrastive_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the contrastive loss.", rich_help_panel=_LM)] = 0.8,
@@ -121,7 +122,7 @@ def train_cmd(
     if mode == "encoder":
         _train_encoder(data, out, split, config, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, warmup=warmup,
                        loss_temperature=loss_temperature, thought_dropout=thought_dropout, mixed_precision=mixed_precision,
-                       dev_fraction=dev_fraction, negatives=negatives, loss=loss)
+                       dev_fraction=dev_fraction, negatives=negatives, loss=loss, base_weight=base_weight)
         return
     from o1_retriever.training.synthesis import read_synthesized
     from o1_retriever.training.trainer import TrainConfig, train
@@ -146,7 +147,8 @@ def train_cmd(
 
 def _train_encoder(data: Path, out: Path, split: str, config: EmbedderConfig, *, epochs: float | None, max_steps: int | None,
                    batch_size: int | None, lr: float | None, warmup: float, loss_temperature: float | None,
-                   thought_dropout: float | None, mixed_precision: str | None, dev_fraction: float, negatives: int, loss: str) -> None:
+                   thought_dropout: float | None, mixed_precision: str | None, dev_fraction: float, negatives: int, loss: str,
+                   base_weight: float) -> None:
     import dataclasses
 
     from o1_retriever.embedder import ThinkingEmbedder
@@ -161,7 +163,7 @@ def _train_encoder(data: Path, out: Path, split: str, config: EmbedderConfig, *,
         learning_rate=defaults.learning_rate if lr is None else lr, warmup=warmup, loss=loss,
         loss_temperature=loss_temperature or defaults.loss_temperature, negatives=negatives,
         thought_dropout=defaults.thought_dropout if thought_dropout is None else thought_dropout, dev_fraction=dev_fraction,
-        mixed_precision=mixed_precision or defaults.mixed_precision, seed=config.sampling.seed or 0,
+        mixed_precision=mixed_precision or defaults.mixed_precision, base_weight=base_weight, seed=config.sampling.seed or 0,
     )
     settings.check()
     rows = read_pairs(data, split)

@@ -62,10 +62,12 @@ class EncoderTrainConfig:
     """Knobs of :func:`train_encoder`. Defaults were chosen on a dev split of SciFact ``train``
     (see the documentation's training page for the measurements behind each)."""
 
-    epochs: int = 2
+    # chosen on 20 % of SciFact train held out (161 queries): lr 1e-5 / 3e-5 / 1e-4 reached dev
+    # nDCG@10 0.753 / 0.807 / 0.860 after 3 epochs (MiniLM 0.713); 1e-4 gained at every epoch
+    epochs: int = 3
     max_steps: int | None = None
     batch_size: int = 32
-    learning_rate: float = 3e-5
+    learning_rate: float = 1e-4
     warmup: float = 0.1
     weight_decay: float = 0.01
     loss: str = "mnrl"  # mnrl | cached-mnrl
@@ -73,8 +75,13 @@ class EncoderTrainConfig:
     loss_temperature: float = 0.05  # cosine / temperature, i.e. sentence-transformers' scale = 20
     negatives: int = 1  # hard negatives per row (mined for rows that have none)
     negative_skip: int = 0  # mined negatives skip this many top-ranked non-positives
-    thought_dropout: float = 1.0  # share of anchors that are the bare query (1.0 = plain fine-tune)
+    # share of anchors that are the bare query (1.0 = plain fine-tune); on the dev split 1.0 scored
+    # best with and without thinking (0.860 / 0.856 against 0.852 / 0.849 at 0.0, 0.844 / 0.836 at 0.25)
+    thought_dropout: float = 1.0
     dev_fraction: float = 0.1
+    # share of the base encoder's weights mixed back into the trained ones after training
+    # (weight-space ensembling, WiSE-FT): trades in-domain gains for robustness out of domain
+    base_weight: float = 0.0
     mixed_precision: str = "auto"  # auto (bf16 where the hardware computes it natively) | no | fp16 | bf16
     seed: int = 0
 
@@ -93,6 +100,8 @@ class EncoderTrainConfig:
             raise EncoderTrainingError("the loss temperature must be > 0")
         if self.negatives < 0 or self.negative_skip < 0:
             raise EncoderTrainingError("negatives and negative skip must be >= 0")
+        if not 0.0 <= self.base_weight <= 1.0:
+            raise EncoderTrainingError("the base weight must be in [0, 1]")
         if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
             raise EncoderTrainingError("mixed precision must be auto, no, fp16 or bf16")
 
@@ -334,7 +343,11 @@ def train_encoder(
         ]
     model.eval()
     dev_after: dict[str, float] = {}
-    if history and history[-1]["step"] == steps:  # the trainer evaluated the final weights already
+    if config.base_weight:
+        mix_in_base(model, encoder.model, config.base_weight)
+        if evaluator:  # the saved weights are the mix: score them
+            dev_after = evaluator(model, epoch=epochs, steps=steps)
+    elif history and history[-1]["step"] == steps:  # the trainer evaluated the final weights already
         dev_after = {k: v for k, v in history[-1].items() if k.startswith("dev")}
     elif evaluator:  # the last steps ended between two evaluations
         dev_after = evaluator(model, epoch=epochs, steps=steps)
@@ -357,6 +370,24 @@ def train_encoder(
     )
     _write_metadata(out, result, config, embedder, encoder, data_name)
     return result
+
+
+def mix_in_base(model: Any, base: Any, weight: float) -> None:
+    """Weight-space ensembling (WiSE-FT, Wortsman et al. 2022): every floating-point weight of
+    ``model`` becomes ``(1 - weight) * trained + weight * base``, in place. ``base`` is the model
+    training started from (same architecture). Fine-tuning on one domain moves the weights away
+    from what the base model knew about others; mixing part of the base back recovers much of that
+    out-of-domain quality for part of the in-domain gain."""
+    import torch
+
+    base_state = base.state_dict()
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            if not torch.is_floating_point(value):
+                continue
+            if key not in base_state or base_state[key].shape != value.shape:
+                raise EncoderTrainingError(f"the base model has no weight {key!r} of shape {tuple(value.shape)}: not the model training started from")
+            value.mul_(1.0 - weight).add_(base_state[key].to(device=value.device, dtype=value.dtype), alpha=weight)
 
 
 def _identity(out: Path, base_encoder: Any) -> str:
@@ -415,6 +446,8 @@ def model_card_section(meta: dict[str, Any]) -> str:
         f"{settings['loss']} (temperature {settings['loss_temperature']}), {settings['negatives']} hard negative(s) per row, "
         f"thought dropout {settings['thought_dropout']}, {meta['seconds']:.0f} s",
     ]
+    if settings.get("base_weight"):
+        lines.append(f"- weights: {1 - settings['base_weight']:g} x trained + {settings['base_weight']:g} x base (WiSE-FT); the dev figures below are of this mix")
     if meta["thoughts"]:
         t = meta["thoughts"]
         lines.append(f"- thoughts: {t['k']} per query from `{t['thinker']}` (prompt `{t['prompt']}`), aggregation `{t['aggregation']}`")
