@@ -60,7 +60,8 @@ class ThinkingEmbedder:
         aggregation: ``"o1"``, ``"o1+query"`` or ``"hyde"`` (see :mod:`o1_retriever.aggregation`).
         thoughts: k, thoughts per query.
         sampling: generation parameters (seeded: same inputs, same thoughts).
-        cache: a :class:`ThoughtCache`, a path to one, or ``None``.
+        cache: a :class:`ThoughtCache`, a path to one, or ``None`` (the string ``"none"`` too, as
+            in :class:`EmbedderConfig` and ``--cache none``).
         strict: raise :class:`ThinkerError` when the thinker fails instead of falling back to
             the plain query embedding.
     """
@@ -83,6 +84,8 @@ class ThinkingEmbedder:
         self.aggregation = Aggregation.parse(aggregation)
         self.k = thoughts
         self.sampling = sampling or SamplingConfig()
+        if isinstance(cache, str) and cache in ("", "none"):  # the config's spelling of no cache, never a file named "none"
+            cache = None
         self.cache = ThoughtCache(cache) if isinstance(cache, (str, Path)) else cache
         self.strict = strict
         self._vector_lru: OrderedDict[str, np.ndarray] = OrderedDict()

@@ -203,3 +203,9 @@ def test_thinker_precision_is_chosen_and_part_of_its_identity(model_home):
     assert fp32.identity == "transformers:smollm2" and bf16.identity == "transformers:smollm2@bfloat16"
     out = bf16.think(QUERIES[:1], 2, SamplingConfig(max_new_tokens=8))
     assert len(out[0]) == 2 and all(t.strip() for t in out[0])
+
+
+def test_cache_none_spelled_as_in_the_config_creates_no_file(encoder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert ThinkingEmbedder(None, encoder, cache="none").cache is None
+    assert list(tmp_path.iterdir()) == []  # not a cache file called "none"

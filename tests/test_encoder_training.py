@@ -160,7 +160,6 @@ def test_each_epoch_trains_on_its_own_draw_without_duplicates_in_a_batch():
     assert len(sampler) == 3
 
 
-
 def test_base_weight_mixes_the_base_weights_back(pairs_file, tmp_path, model_home, encoder):
     """--base-weight w saves (1 - w) x trained + w x base (WiSE-FT); w = 1 gives the base's vectors
     back exactly, and the dev figures recorded are those of the saved mix."""

@@ -188,7 +188,7 @@ def test_one_process_trains_an_encoder_in_bf16_then_a_thinker_in_full_precision(
     from o1_retriever.training.trainer import TrainConfig, train
 
     enc_config = EncoderTrainConfig(max_steps=1, batch_size=3, thought_dropout=1.0, dev_fraction=0.0, negatives=0, mixed_precision="bf16")
-    assert train_encoder(_rows(), tmp_path / "encoder", enc_config, embedder=ThinkingEmbedder(None, encoder, cache="none"), show_progress=False).steps == 1
+    assert train_encoder(_rows(), tmp_path / "encoder", enc_config, embedder=ThinkingEmbedder(None, encoder, cache=None), show_progress=False).steps == 1
     tok = _tokenizer(tokenizer_path)
     config = TrainConfig(mode="thinker", max_steps=1, batch_size=3, lora_r=4, lora_alpha=8, mixed_precision="no")
     assert train(_rows(), tmp_path / "thinker", config, base=(_tiny(tok, 0), tok), show_progress=False).steps == 1
