@@ -132,17 +132,29 @@ class ThoughtCache:
         the schema up to date."""
         with self._open_lock:
             self._generation = time.monotonic_ns()
-            try:
-                conn = self._connect()
-                ok = conn.execute("PRAGMA quick_check").fetchone()[0]
-                conn.execute("SELECT key, query, thoughts FROM thoughts LIMIT 1").fetchall()
-                conn.close()
-                if ok != "ok":
-                    raise sqlite3.DatabaseError(ok)
-            except sqlite3.DatabaseError as exc:
-                if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _LOCK_ERRORS:  # busy (any extended code) is not damage
-                    raise CacheError(f"thought cache {self.path} stayed locked by another process: {exc}") from None
-                self._quarantine(exc)
+            deadline = time.monotonic() + _BUSY_MS / 1000
+            pause = 0.01
+            while True:
+                try:
+                    conn = self._connect()
+                    ok = conn.execute("PRAGMA quick_check").fetchone()[0]
+                    conn.execute("SELECT key, query, thoughts FROM thoughts LIMIT 1").fetchall()
+                    conn.close()
+                    if ok != "ok":
+                        raise sqlite3.DatabaseError(ok)
+                    break
+                except sqlite3.DatabaseError as exc:
+                    if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF not in _LOCK_ERRORS:
+                        self._quarantine(exc)
+                        break
+                    # Busy (any extended code) is not damage. Two processes creating the file at
+                    # once race to switch it to WAL, and SQLite answers that race with an
+                    # immediate "locked" its busy handler never sees: try again, within the
+                    # same bound as any other wait for a lock.
+                    if time.monotonic() >= deadline:
+                        raise CacheError(f"thought cache {self.path} stayed locked by another process: {exc}") from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.5)
             conn = self._connect()
             try:
                 _migrate(conn)
