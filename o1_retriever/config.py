@@ -14,6 +14,12 @@ from o1_retriever.cache import DEFAULT_MAX_ROWS
 from o1_retriever.thinkers.base import SamplingConfig
 
 
+def means_no_cache(cache: object) -> bool:
+    """How every entry point (``--cache``, :class:`EmbedderConfig`, :class:`ThinkingEmbedder`)
+    spells "no thought cache": ``None``, ``""`` or ``"none"``, never a file called ``none``."""
+    return cache is None or (isinstance(cache, str) and cache in ("", "none"))
+
+
 @dataclass
 class EmbedderConfig:
     """Everything that decides how an embedder is built; the CLI, notebooks and adapters
@@ -68,7 +74,7 @@ class EmbedderConfig:
         return cls.from_options(**{name: getattr(source, name) for name in cls.option_names() if hasattr(source, name)})
 
     def cache_path(self) -> Path | None:
-        if self.cache in (None, "", "none"):
+        if means_no_cache(self.cache):
             return None
         if self.cache == "default":
             from o1_retriever.models import home

@@ -13,7 +13,7 @@ import numpy as np
 
 from o1_retriever.aggregation import Aggregation, mean_vector, query_texts
 from o1_retriever.cache import ThoughtCache, cache_key
-from o1_retriever.config import EmbedderConfig
+from o1_retriever.config import EmbedderConfig, means_no_cache
 from o1_retriever.encoders.base import Encoder
 from o1_retriever.errors import InvalidQueryError, ThinkerError, check_query, is_valid_unicode
 from o1_retriever.factory import build_models
@@ -84,7 +84,7 @@ class ThinkingEmbedder:
         self.aggregation = Aggregation.parse(aggregation)
         self.k = thoughts
         self.sampling = sampling or SamplingConfig()
-        if isinstance(cache, str) and cache in ("", "none"):  # the config's spelling of no cache, never a file named "none"
+        if means_no_cache(cache):
             cache = None
         self.cache = ThoughtCache(cache) if isinstance(cache, (str, Path)) else cache
         self.strict = strict
