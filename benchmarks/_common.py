@@ -29,9 +29,10 @@ def dataset(name: str = "scifact") -> Path:
 
 
 def queries(name: str = "scifact", n: int = 8) -> list[str]:
-    with open(dataset(name) / "queries.jsonl", encoding="utf-8") as f:
-        rows = [json.loads(line)["text"] for line in f if line.strip()]
-    return rows[:n]
+    """The first ``n`` query texts of a BEIR set (read by the package's one BEIR reader)."""
+    from o1_retriever.evaluation.beir import read_queries
+
+    return list(read_queries(dataset(name) / "queries.jsonl")[0].values())[:n]
 
 
 def corpus(name: str = "scifact", n: int | None = None) -> list[dict]:

@@ -38,23 +38,23 @@ def run(cmd: list[str], env: dict) -> tuple[float, float]:
 
 
 def subset(folder: Path, n_docs: int, n_queries: int) -> None:
+    from o1_retriever.evaluation.beir import read_split
+
     src = dataset("scifact")
-    with open(src / "qrels" / "test.tsv", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    qids = list(dict.fromkeys(r["query-id"] for r in rows))[:n_queries]
-    keep_rows = [r for r in rows if r["query-id"] in qids]
-    needed = {r["corpus-id"] for r in keep_rows}
+    texts, qrels, metadata = read_split(src, "test")  # the package's one BEIR reader
+    qids = list(qrels)[:n_queries]
+    needed = {d for q in qids for d in qrels[q]}
     docs = [d for d in corpus("scifact") if d["_id"] in needed]
     docs += [d for d in corpus("scifact", n_docs + len(needed)) if d["_id"] not in needed][: n_docs]
     (folder / "qrels").mkdir(parents=True)
     (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
-    with open(src / "queries.jsonl", encoding="utf-8") as f:
-        queries = [json.loads(line) for line in f if line.strip()]
-    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries if q["_id"] in qids), encoding="utf-8")
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t, "metadata": metadata[q]}) + "\n" for q, t in texts.items() if q in qids), encoding="utf-8"
+    )
     with open(folder / "qrels" / "test.tsv", "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, delimiter="\t")
         w.writerow(["query-id", "corpus-id", "score"])
-        w.writerows([r["query-id"], r["corpus-id"], r["score"]] for r in keep_rows)
+        w.writerows([q, d, score] for q in qids for d, score in qrels[q].items())
 
 
 def main() -> None:

@@ -90,14 +90,10 @@ def train(args: argparse.Namespace, name: str, data: Path, *options: str) -> dic
 
 def seen_test_queries(folder: Path) -> set[str]:
     """SciFact test queries with a relevant abstract that is also relevant to a training query."""
-    import csv
+    from o1_retriever.evaluation.beir import read_split
 
     def qrels(split: str) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
-        with open(folder / "qrels" / f"{split}.tsv", newline="") as f:
-            for row in list(csv.reader(f, delimiter="\t"))[1:]:
-                out.setdefault(row[0], set()).add(row[1])
-        return out
+        return {q: set(docs) for q, docs in read_split(folder, split)[1].items()}
 
     trained_on = set().union(*qrels("train").values())
     return {q for q, docs in qrels("test").items() if docs & trained_on}

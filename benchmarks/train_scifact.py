@@ -54,10 +54,10 @@ def ndcg10(qrels: dict[str, dict[str, int]], q_ids: list[str], q_vecs, doc_ids: 
 
 
 def load_eval_set(folder: Path, split: str, n_queries: int, corpus_size: int, seed: int):
-    from o1_retriever.training.data import read_beir_corpus, read_beir_qrels, read_beir_queries
+    from o1_retriever.evaluation.beir import read_split
+    from o1_retriever.training.data import read_beir_corpus
 
-    qrels = read_beir_qrels(folder, split)
-    queries = read_beir_queries(folder)
+    queries, qrels, _ = read_split(folder, split)
     corpus = read_beir_corpus(folder)
     q_ids = sorted(q for q in qrels if q in queries)
     q_ids = sorted(random.Random(seed).sample(q_ids, min(n_queries, len(q_ids))))

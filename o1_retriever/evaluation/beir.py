@@ -1,8 +1,14 @@
 """BEIR-format folders: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``.
 
-Malformed input raises :class:`~o1_retriever.errors.SourceError` naming the file and the line.
-The corpus itself is read by the core's :func:`~o1_retriever.index.read_source` (documents are
-``title + " " + text``, the BEIR convention the published dense figures use).
+The one BEIR reader: evaluation (:func:`load_beir`), training
+(:func:`o1_retriever.training.data.read_pairs`) and the benchmarks all read queries and
+judgements through :func:`read_split`, under one set of rules: a query needs an ``_id`` and a
+non-empty ``text``; a judgement line has exactly three tab-separated fields and a numeric score
+(``1`` and ``1.0`` alike); a header line is allowed; every judged query must be in
+``queries.jsonl``. Malformed input raises :class:`~o1_retriever.errors.SourceError` naming the
+file and the line. The corpus itself is read by the core's
+:func:`~o1_retriever.index.read_source` (documents are ``title + " " + text``, the BEIR
+convention the published dense figures use).
 """
 
 from __future__ import annotations
@@ -53,27 +59,11 @@ def load_beir(path: str | Path, split: str = "test", *, queries: int | None = No
         queries: keep a seeded random subset of this many judged queries (``None``: all).
         seed: the subset's seed (same seed, same queries).
     """
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise SourceError(f"{root}: not a folder (expected a BEIR folder with corpus.jsonl, queries.jsonl, qrels/)")
-    for name in ("corpus.jsonl", "queries.jsonl"):
-        if not (root / name).is_file():
-            raise SourceError(f"{root}: missing {name} (not a BEIR folder)")
-    qrels_path = root / "qrels" / f"{split}.tsv"
-    if not qrels_path.is_file():
-        found = sorted(p.stem for p in (root / "qrels").glob("*.tsv")) if (root / "qrels").is_dir() else []
-        raise SourceError(f"{qrels_path}: no such split {split!r}" + (f"; available: {', '.join(found)}" if found else "; no qrels/ folder"))
     if queries is not None and queries < 1:
         raise SourceError(f"--queries must be at least 1, got {queries}")
-
-    qrels = read_qrels(qrels_path)
-    texts, metadata = read_queries(root / "queries.jsonl")
-    missing = [q for q in qrels if q not in texts]
-    if missing:
-        raise SourceError(f"{qrels_path}: {len(missing)} judged query ids are not in queries.jsonl (first: {missing[0]!r})")
+    root = Path(path).expanduser()
+    texts, qrels, metadata = read_split(root, split)
     ids = [q for q in texts if q in qrels]
-    if not ids:
-        raise SourceError(f"{qrels_path}: no judged queries")
     if queries is not None and queries < len(ids):
         chosen = set(random.Random(seed).sample(ids, queries))
         ids = [q for q in ids if q in chosen]
@@ -86,7 +76,31 @@ def load_beir(path: str | Path, split: str = "test", *, queries: int | None = No
     )
 
 
+def read_split(path: str | Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]], dict[str, dict[str, Any]]]:
+    """Every query of a BEIR folder, the judgements of ``split`` and the queries' metadata:
+    ``(texts, qrels, metadata)``, each in file order. Checks the folder (``corpus.jsonl``,
+    ``queries.jsonl``, ``qrels/<split>.tsv``) and that every judged query has a text."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise SourceError(f"{root}: not a folder (expected a BEIR folder with corpus.jsonl, queries.jsonl, qrels/)")
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        if not (root / name).is_file():
+            raise SourceError(f"{root}: missing {name} (not a BEIR folder)")
+    qrels_path = root / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        found = sorted(p.stem for p in (root / "qrels").glob("*.tsv")) if (root / "qrels").is_dir() else []
+        raise SourceError(f"{qrels_path}: no such split {split!r}" + (f"; available: {', '.join(found)}" if found else "; no qrels/ folder"))
+    qrels = read_qrels(qrels_path)
+    texts, metadata = read_queries(root / "queries.jsonl")
+    missing = [q for q in qrels if q not in texts]
+    if missing:
+        raise SourceError(f"{qrels_path}: {len(missing)} judged query ids are not in queries.jsonl (first: {missing[0]!r})")
+    return texts, qrels, metadata
+
+
 def read_queries(path: Path) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """``{id: text}`` and ``{id: metadata}`` of a BEIR ``queries.jsonl``; an empty text or a
+    row without ``_id`` / string ``text`` is refused with its line number."""
     texts: dict[str, str] = {}
     metadata: dict[str, dict[str, Any]] = {}
     with path.open("rb") as fh:

@@ -3,14 +3,14 @@
 A BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/SPLIT.tsv``) becomes one row per
 query with its relevant documents as ``pos`` (text is ``title + " " + text``, the BEIR
 convention of :func:`o1_retriever.index.read_source`) and no ``neg`` (mine them with
-:mod:`o1_retriever.training.mining`). This is a minimal reader of its own: the evaluation
-package's BEIR loader did not exist when training was written.
+:mod:`o1_retriever.training.mining`). Queries and judgements are read by the one BEIR reader,
+:func:`o1_retriever.evaluation.beir.read_split`, under the same rules as ``o1-retriever eval``.
 """
 
 from __future__ import annotations
 
-import csv
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -111,48 +111,35 @@ def read_beir_corpus(folder: Path) -> dict[str, str]:
 
 
 def read_beir_queries(folder: Path) -> dict[str, str]:
-    path = folder / "queries.jsonl"
+    """Deprecated: use :func:`o1_retriever.evaluation.beir.read_split` (the one BEIR reader)."""
+    from o1_retriever.evaluation.beir import read_queries
+
+    warnings.warn("read_beir_queries is deprecated; use o1_retriever.evaluation.beir.read_split", DeprecationWarning, stacklevel=2)
+    path = Path(folder) / "queries.jsonl"
     if not path.exists():
         raise SourceError(f"{folder}: not a BEIR folder (no queries.jsonl)")
-    out = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                    out[str(row["_id"])] = str(row["text"])
-                except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise SourceError(f"{path}:{lineno}: bad query line ({exc})") from None
-    return out
+    return read_queries(path)[0]
 
 
 def read_beir_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
-    path = folder / "qrels" / f"{split}.tsv"
-    if not path.exists():
-        have = sorted(p.stem for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").exists() else []
-        raise SourceError(f"{folder}: no qrels for split {split!r} (have: {', '.join(have) or 'none'})")
-    qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as fh:
-        for row in csv.reader(fh, delimiter="\t"):
-            if len(row) < 3 or row[0] == "query-id":
-                continue
-            try:
-                qrels.setdefault(row[0], {})[row[1]] = int(row[2])
-            except ValueError:
-                raise SourceError(f"{path}: bad relevance {row[2]!r}") from None
-    return qrels
+    """Deprecated: use :func:`o1_retriever.evaluation.beir.read_split` (the one BEIR reader)."""
+    from o1_retriever.evaluation.beir import read_split
+
+    warnings.warn("read_beir_qrels is deprecated; use o1_retriever.evaluation.beir.read_split", DeprecationWarning, stacklevel=2)
+    return read_split(folder, split)[1]
 
 
 def read_beir(folder: Path, split: str) -> list[PairRow]:
-    if not (folder / "corpus.jsonl").exists():
-        raise SourceError(f"{folder}: not a BEIR folder (no corpus.jsonl)")
-    qrels = read_beir_qrels(folder, split)
-    queries = read_beir_queries(folder)
+    """One row per judged query (in the order of ``qrels/<split>.tsv``) with its relevant
+    (score > 0) documents found in the corpus as ``pos``; a query with none is left out."""
+    from o1_retriever.evaluation.beir import read_split
+
+    queries, qrels, _ = read_split(folder, split)
     corpus = read_beir_corpus(folder)
     rows = []
     for qid, rel in qrels.items():
         pos = [corpus[d] for d, score in rel.items() if score > 0 and d in corpus]
-        if qid in queries and pos:
+        if pos:
             rows.append(PairRow(query=queries[qid], pos=pos, id=qid))
     return rows
 
