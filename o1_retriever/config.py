@@ -68,6 +68,15 @@ class EmbedderConfig:
         return tuple(f.name for f in fields(cls) if f.name != "sampling") + ("max_new_tokens", "temperature", "top_p", "seed")
 
     @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        """Each flat option's default (:meth:`option_names`): the one place the command line's
+        model options and the framework adapters' fields take their defaults from."""
+        from dataclasses import asdict
+
+        default = cls()
+        return {name: getattr(default, name) for name in cls.option_names() if hasattr(default, name)} | asdict(default.sampling)
+
+    @classmethod
     def from_object(cls, source: Any) -> "EmbedderConfig":
         """Build from the attributes of ``source`` named like options (a framework adapter's
         fields): options ``source`` does not have keep their defaults."""

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from o1_retriever.config import EmbedderConfig
 from o1_retriever.errors import O1RetrieverError
+from o1_retriever.prompts import PROMPTS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Thinking before retrieval (O1 Embedder) on Chroma.")
 out = Console()
@@ -23,26 +24,27 @@ err = Console(stderr=True, soft_wrap=True)
 
 # -- options shared by every command that builds an embedder ------------------------------------
 _MODEL_PANEL = "Models"
+_DEFAULT = EmbedderConfig.option_defaults()  # every default comes from EmbedderConfig, none is written here
 _MODEL_OPTIONS: list[inspect.Parameter] = [
-    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-    for name, default, annotation in [
-        ("thinker", "smollm2", Annotated[str, typer.Option(help="Thinker: 'smollm2', a HF id/folder, 'llamacpp:GGUF', or an OpenAI-compatible http(s)://.../v1 URL.", rich_help_panel=_MODEL_PANEL)]),
-        ("thinker_model", None, Annotated[Optional[str], typer.Option(help="Model name on an OpenAI-compatible thinker server.", rich_help_panel=_MODEL_PANEL)]),
-        ("thinker_timeout", 60.0, Annotated[float, typer.Option(min=0.1, help="Seconds per request to an OpenAI-compatible thinker (then retries, then fallback).", rich_help_panel=_MODEL_PANEL)]),
-        ("thinker_dtype", "auto", Annotated[str, typer.Option(help="Precision of a transformers thinker: auto (bfloat16 where the CPU/GPU computes it natively, else float32) | float32 | bfloat16 | float16.", rich_help_panel=_MODEL_PANEL)]),
-        ("thinker_threads", None, Annotated[Optional[int], typer.Option(min=1, help="CPU threads of a llama.cpp thinker (default: llama-cpp-python's choice); 1 avoids spin-waits on a busy CPU.", rich_help_panel=_MODEL_PANEL)]),
-        ("encoder", "minilm", Annotated[str, typer.Option(help="Encoder: 'minilm', a sentence-transformers id/folder, or 'last-token:SPEC'.", rich_help_panel=_MODEL_PANEL)]),
-        ("model", None, Annotated[Optional[str], typer.Option(help="A unified O1 model (thinks and embeds); replaces --thinker/--encoder.", rich_help_panel=_MODEL_PANEL)]),
-        ("aggregation", "o1+query", Annotated[str, typer.Option(help="o1 | o1+query | hyde.", rich_help_panel=_MODEL_PANEL)]),
-        ("thoughts", 3, Annotated[int, typer.Option(min=1, help="Thoughts per query (k).", rich_help_panel=_MODEL_PANEL)]),
-        ("prompt", "passage", Annotated[str, typer.Option(help="Thought prompt: passage | paper.", rich_help_panel=_MODEL_PANEL)]),
-        ("max_new_tokens", 64, Annotated[int, typer.Option(min=1, help="Tokens per thought.", rich_help_panel=_MODEL_PANEL)]),
-        ("temperature", 0.7, Annotated[float, typer.Option(min=0.0, help="Sampling temperature.", rich_help_panel=_MODEL_PANEL)]),
-        ("seed", 0, Annotated[int, typer.Option(help="Sampling seed.", rich_help_panel=_MODEL_PANEL)]),
-        ("cache", "default", Annotated[str, typer.Option(help="Thought cache file, 'default' ($O1_RETRIEVER_HOME/thoughts.sqlite) or 'none'.", rich_help_panel=_MODEL_PANEL)]),
-        ("cache_max_rows", EmbedderConfig.cache_max_rows, Annotated[int, typer.Option(min=1, help="Rows the thought cache keeps; beyond them the least recently used are evicted.", rich_help_panel=_MODEL_PANEL)]),
-        ("device", None, Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda when available).", rich_help_panel=_MODEL_PANEL)]),
-        ("strict", False, Annotated[bool, typer.Option(help="Fail when the thinker fails instead of searching without thoughts.", rich_help_panel=_MODEL_PANEL)]),
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=_DEFAULT[name], annotation=annotation)
+    for name, annotation in [
+        ("thinker", Annotated[str, typer.Option(help="Thinker: 'smollm2', a HF id/folder, 'llamacpp:GGUF', or an OpenAI-compatible http(s)://.../v1 URL.", rich_help_panel=_MODEL_PANEL)]),
+        ("thinker_model", Annotated[Optional[str], typer.Option(help="Model name on an OpenAI-compatible thinker server.", rich_help_panel=_MODEL_PANEL)]),
+        ("thinker_timeout", Annotated[float, typer.Option(min=0.1, help="Seconds per request to an OpenAI-compatible thinker (then retries, then fallback).", rich_help_panel=_MODEL_PANEL)]),
+        ("thinker_dtype", Annotated[str, typer.Option(help="Precision of a transformers thinker: auto (bfloat16 where the CPU/GPU computes it natively, else float32) | float32 | bfloat16 | float16.", rich_help_panel=_MODEL_PANEL)]),
+        ("thinker_threads", Annotated[Optional[int], typer.Option(min=1, help="CPU threads of a llama.cpp thinker (default: llama-cpp-python's choice); 1 avoids spin-waits on a busy CPU.", rich_help_panel=_MODEL_PANEL)]),
+        ("encoder", Annotated[str, typer.Option(help="Encoder: 'minilm', a sentence-transformers id/folder, or 'last-token:SPEC'.", rich_help_panel=_MODEL_PANEL)]),
+        ("model", Annotated[Optional[str], typer.Option(help="A unified O1 model (thinks and embeds); replaces --thinker/--encoder.", rich_help_panel=_MODEL_PANEL)]),
+        ("aggregation", Annotated[str, typer.Option(help="o1 | o1+query | hyde.", rich_help_panel=_MODEL_PANEL)]),
+        ("thoughts", Annotated[int, typer.Option(min=1, help="Thoughts per query (k).", rich_help_panel=_MODEL_PANEL)]),
+        ("prompt", Annotated[str, typer.Option(help="Thought prompt: " + " | ".join(PROMPTS) + ".", rich_help_panel=_MODEL_PANEL)]),
+        ("max_new_tokens", Annotated[int, typer.Option(min=1, help="Tokens per thought.", rich_help_panel=_MODEL_PANEL)]),
+        ("temperature", Annotated[float, typer.Option(min=0.0, help="Sampling temperature.", rich_help_panel=_MODEL_PANEL)]),
+        ("seed", Annotated[int, typer.Option(help="Sampling seed.", rich_help_panel=_MODEL_PANEL)]),
+        ("cache", Annotated[str, typer.Option(help="Thought cache file, 'default' ($O1_RETRIEVER_HOME/thoughts.sqlite) or 'none'.", rich_help_panel=_MODEL_PANEL)]),
+        ("cache_max_rows", Annotated[int, typer.Option(min=1, help="Rows the thought cache keeps; beyond them the least recently used are evicted.", rich_help_panel=_MODEL_PANEL)]),
+        ("device", Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda when available).", rich_help_panel=_MODEL_PANEL)]),
+        ("strict", Annotated[bool, typer.Option(help="Fail when the thinker fails instead of searching without thoughts.", rich_help_panel=_MODEL_PANEL)]),
     ]
 ]
 _MODEL_NAMES = [p.name for p in _MODEL_OPTIONS]
