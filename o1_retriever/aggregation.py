@@ -13,6 +13,7 @@ under inner product or cosine, and it keeps scores comparable across queries.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -48,3 +49,15 @@ def query_texts(encoder: Encoder, query: str, thoughts: list[str], aggregation: 
 def mean_vector(vectors: np.ndarray) -> np.ndarray:
     """Mean of unit vectors, re-normalised."""
     return normalize(normalize(vectors).mean(axis=0, keepdims=True))[0]
+
+
+def distinct_strings(groups: Sequence[Sequence[str]]) -> list[str]:
+    """Every string of the groups once, in first-seen order (what to encode for them)."""
+    return list(dict.fromkeys(text for group in groups for text in group))
+
+
+def mean_vectors(groups: Sequence[Sequence[str]], vectors: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """Strings to query vectors, the one implementation (the embedder and the training
+    evaluator): each group's vector is the :func:`mean_vector` of its strings' embeddings,
+    ``vectors`` holding each string's (see :func:`distinct_strings`)."""
+    return [mean_vector(np.stack([vectors[text] for text in group])) for group in groups]

@@ -32,9 +32,10 @@ import sqlite3
 import threading
 import time
 import weakref
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from o1_retriever.errors import CacheError
 
@@ -195,14 +196,8 @@ class ThoughtCache:
         if not rows:
             return {}
         now = time.time()
-        uses = self._take_uses()
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:  # another process held the write lock past the timeout
-            self._restore_uses(uses)
-            raise CacheError(f"thought cache {self.path} stayed locked by another process: {exc}") from None
-        try:
+        with self._write_transaction(self._take_uses()) as conn:
+            assert conn is not None  # waits for the lock, or raises CacheError
             inserted = conn.executemany(
                 "INSERT OR IGNORE INTO thoughts (key, query, thoughts, created, used, thinker, prompt) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(k, q, json.dumps(t, ensure_ascii=False), now, now, thinker, prompt) for k, q, t in rows],
@@ -214,48 +209,62 @@ class ThoughtCache:
                 marks = ",".join("?" * len(chunk))
                 for key, thoughts in conn.execute(f"SELECT key, thoughts FROM thoughts WHERE key IN ({marks})", chunk):
                     stored[key] = json.loads(thoughts)
-            self._write_uses(conn, uses)  # before eviction, which reads the uses
             if inserted > 0:
                 self._evict(conn)
-            counters = self._write_counters(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            self._restore_uses(uses)
-            raise
-        self._written_counters = counters
         return stored
 
     def flush(self, *, wait: bool = True) -> bool:
         """Write the recorded uses and this process's hit counters now. With ``wait=False`` a
         write lock held by another process is not waited for (the uses stay pending). Returns
-        whether the write happened (or nothing was left to write)."""
+        whether the write happened (or nothing was left to write). Raises :class:`CacheError`
+        when, waiting, the lock stays held past the busy timeout."""
         uses = self._take_uses()
         if not uses and self._written_counters == self._counters():
             return True
+        with self._write_transaction(uses, wait=wait) as conn:
+            if conn is None:
+                return False
+        return True
+
+    @contextmanager
+    def _write_transaction(self, uses: dict[str, float], *, wait: bool = True) -> Iterator[sqlite3.Connection | None]:
+        """The one way this cache writes: one ``BEGIN IMMEDIATE`` transaction that also records
+        the pending ``uses`` (first, so eviction reads them) and, at the end, this process's
+        counters. The body runs with the connection; on success the transaction commits, on any
+        error it rolls back and ``uses`` are kept pending for the next write. A write lock held
+        by another process past the busy timeout raises :class:`CacheError`; with
+        ``wait=False`` it is not waited for and the body gets ``None`` (nothing is written).
+        Every SQLite failure inside becomes a :class:`CacheError`."""
         conn = self._conn()
         if not wait:
             conn.execute("PRAGMA busy_timeout=0")
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:  # another process held the write lock past the timeout
             self._restore_uses(uses)
             if wait:
-                raise
-            return False
+                raise CacheError(f"thought cache {self.path} stayed locked by another process: {exc}") from None
+            locked = True
+        else:
+            locked = False
         finally:
             if not wait:
                 conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+        if locked:
+            yield None
+            return
         try:
-            self._write_uses(conn, uses)
+            self._write_uses(conn, uses)  # before the body, whose eviction reads the uses
+            yield conn
             counters = self._write_counters(conn)
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             conn.execute("ROLLBACK")
             self._restore_uses(uses)
+            if isinstance(exc, sqlite3.OperationalError):
+                raise CacheError(f"thought cache {self.path}: write failed and was rolled back: {exc}") from exc
             raise
         self._written_counters = counters
-        return True
 
     @property
     def hit_rate(self) -> float | None:

@@ -7,11 +7,11 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence, overload, Literal
+from typing import Any, Callable, Sequence, overload, Literal
 
 import numpy as np
 
-from o1_retriever.aggregation import Aggregation, mean_vector, query_texts
+from o1_retriever.aggregation import Aggregation, mean_vectors, query_texts
 from o1_retriever.cache import ThoughtCache, cache_key
 from o1_retriever.config import EmbedderConfig, means_no_cache
 from o1_retriever.encoders.base import Encoder
@@ -259,7 +259,7 @@ class ThinkingEmbedder:
                     self._vector_lru[t] = known[t]
                 while len(self._vector_lru) > _VECTOR_LRU_SIZE:
                     self._vector_lru.popitem(last=False)
-        return {g: mean_vector(np.stack([known[t] for t in g])) for g in groups}
+        return dict(zip(groups, mean_vectors(groups, known)))
 
     # -- documents ---------------------------------------------------------------------------
     def embed_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
@@ -292,3 +292,21 @@ def _usable(thoughts: Sequence[str]) -> list[str]:
     """The thoughts worth embedding: cleaned (idempotent for a thinker's already clean output),
     none empty."""
     return [thought for thought in map(clean_thought, thoughts) if thought]
+
+
+def as_thinking_embedder(value: Any, *, wrappers: tuple[type, ...], default: Callable[[], Any], caller: str) -> ThinkingEmbedder:
+    """The core embedder behind a framework adapter's embedder argument, the one rule both
+    adapters follow: a :class:`ThinkingEmbedder` as it is; one of the adapter's ``wrappers``
+    (``O1Embeddings``, ``O1Embedding``) by its ``thinking_embedder``; ``None`` by ``default()``
+    (a wrapper with the offline defaults). Anything else raises
+    :class:`~o1_retriever.errors.ArgumentError` naming ``caller`` and what it accepts."""
+    if value is None:
+        value = default()
+    if isinstance(value, ThinkingEmbedder):
+        return value
+    if isinstance(value, wrappers):
+        return value.thinking_embedder
+    from o1_retriever.errors import ArgumentError
+
+    accepted = " or ".join([w.__name__ for w in wrappers] + ["a ThinkingEmbedder"])
+    raise ArgumentError(f"{caller} needs {accepted} to embed queries, got {type(value).__name__}")

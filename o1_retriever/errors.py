@@ -43,6 +43,12 @@ class CacheError(O1RetrieverError):
     """A thought cache that is missing, unreadable or kept locked by another process."""
 
 
+class ArgumentError(CollectionError, TypeError):
+    """An argument of the wrong kind (an adapter's ``embeddings=`` / ``embed_model=`` that is no
+    embedder). Deprecated base: it derives from :class:`CollectionError` only because 0.1 raised
+    that here; catch ``ArgumentError`` (or ``TypeError``), the ``CollectionError`` base goes in 0.3."""
+
+
 def check_query(query: object) -> str:
     """Return ``query`` if it is a non-empty string, else raise :class:`InvalidQueryError`."""
     if not isinstance(query, str):
@@ -52,6 +58,14 @@ def check_query(query: object) -> str:
     if not is_valid_unicode(query):
         raise InvalidQueryError("query is not valid Unicode text (it contains a lone surrogate)")
     return query
+
+
+def check_top_k(k: object, name: str = "k") -> int:
+    """Return ``k`` if it is a positive integer (hits to return), else raise
+    :class:`InvalidQueryError` naming the argument as the caller spells it."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise InvalidQueryError(f"{name} must be a positive integer, got {k!r}")
+    return k
 
 
 def is_valid_unicode(text: str) -> bool:

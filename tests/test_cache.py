@@ -313,3 +313,24 @@ def test_cli_cache_stats_and_clear(tmp_path):
     cleared = _cli("cache", "clear", "--yes", home=home)
     assert cleared.returncode == 0 and "3 rows" in cleared.stderr
     assert len(cache) == 0
+
+
+def test_a_waiting_flush_blocked_by_another_writer_is_a_cache_error_and_keeps_the_uses(tmp_path, monkeypatch):
+    """Both write paths (put_many, flush) end their transaction in one place and fail alike:
+    a CacheError, never a raw sqlite3.OperationalError (issue 18)."""
+    path = tmp_path / "c.sqlite"
+    cache = ThoughtCache(path)
+    cache.put_many([(_key("a"), "a", ["x"])])
+    assert cache.get_many([_key("a")]) == {_key("a"): ["x"]}  # a use, pending until the next write
+    monkeypatch.setattr("o1_retriever.cache._BUSY_MS", 200)
+    cache._local.__dict__.clear()  # reconnect with the short busy timeout
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert cache.flush(wait=False) is False  # not waited for
+        with pytest.raises(CacheError, match="stayed locked"):
+            cache.flush()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert cache._take_uses()  # the pending use survived both failed writes

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
-from o1_retriever.aggregation import Aggregation, mean_vector, query_texts
+from o1_retriever.aggregation import Aggregation, distinct_strings, mean_vectors, query_texts
 
 
 class ThinkingRetrievalEvaluator(BaseEvaluator):
@@ -76,12 +76,8 @@ class ThinkingRetrievalEvaluator(BaseEvaluator):
         runs = {"": encoder.encode_queries([encoder.query_text(self.queries[q], None) for q in qids])}
         if self.thoughts is not None:
             groups = [query_texts(encoder, self.queries[q], self.thoughts.get(q, []), self.aggregation) for q in qids]
-            flat = encoder.encode_queries([t for g in groups for t in g])
-            vectors, start = [], 0
-            for group in groups:
-                vectors.append(mean_vector(flat[start : start + len(group)]))
-                start += len(group)
-            runs["thinking_"] = np.stack(vectors)
+            strings = distinct_strings(groups)
+            runs["thinking_"] = np.stack(mean_vectors(groups, dict(zip(strings, encoder.encode_queries(strings)))))
         metrics: dict[str, float] = {}
         for prefix, vectors in runs.items():
             run = dict(zip(qids, exact_search(vectors, matrix, doc_ids, k=100)))

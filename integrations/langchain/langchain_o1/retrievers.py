@@ -12,22 +12,15 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from o1_retriever import ThinkingEmbedder
-from o1_retriever.errors import CollectionError, InvalidQueryError
+from o1_retriever.embedder import as_thinking_embedder
+from o1_retriever.errors import CollectionError, check_top_k
 from o1_retriever.index import ChromaIndex
 
 from langchain_o1.embeddings import O1Embeddings
 
 
 def _embedder(embeddings: Union[O1Embeddings, ThinkingEmbedder, None]) -> ThinkingEmbedder:
-    if embeddings is None:
-        return O1Embeddings().thinking_embedder
-    if isinstance(embeddings, O1Embeddings):
-        return embeddings.thinking_embedder
-    if isinstance(embeddings, ThinkingEmbedder):
-        return embeddings
-    raise CollectionError(
-        f"O1Retriever needs O1Embeddings or a ThinkingEmbedder to embed queries, got {type(embeddings).__name__}"
-    )
+    return as_thinking_embedder(embeddings, wrappers=(O1Embeddings,), default=O1Embeddings, caller="O1Retriever")
 
 
 class O1Retriever(BaseRetriever):
@@ -125,9 +118,7 @@ class O1Retriever(BaseRetriever):
         thinking: Union[bool, str, None] = None,
         where: Optional[dict[str, Any]] = None,
     ) -> list[Document]:
-        k = self.k if k is None else k
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
+        k = check_top_k(self.k if k is None else k)
         result = self.index.search(
             query,
             k=k,

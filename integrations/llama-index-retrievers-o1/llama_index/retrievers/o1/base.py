@@ -12,7 +12,8 @@ from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
 from o1_retriever import ThinkingEmbedder
-from o1_retriever.errors import CollectionError, InvalidQueryError
+from o1_retriever.embedder import as_thinking_embedder as core_as_thinking_embedder
+from o1_retriever.errors import CollectionError, check_top_k
 from o1_retriever.gate import GateProfile
 from o1_retriever.index import ChromaIndex
 from o1_retriever.index.chroma import thinking_mode
@@ -25,13 +26,7 @@ O1_METADATA_KEYS = ["thoughts", "thinking", "fallback", "gate"]
 
 def as_thinking_embedder(embed_model: Union[O1Embedding, ThinkingEmbedder, None]) -> ThinkingEmbedder:
     """The core embedder behind ``embed_model`` (``None``: the offline defaults)."""
-    if embed_model is None:
-        return O1Embedding().thinking_embedder
-    if isinstance(embed_model, O1Embedding):
-        return embed_model.thinking_embedder
-    if isinstance(embed_model, ThinkingEmbedder):
-        return embed_model
-    raise CollectionError(f"expected O1Embedding or a ThinkingEmbedder, got {type(embed_model).__name__}")
+    return core_as_thinking_embedder(embed_model, wrappers=(O1Embedding,), default=O1Embedding, caller="O1Retriever")
 
 
 class O1Retriever(BaseRetriever):
@@ -88,10 +83,8 @@ class O1Retriever(BaseRetriever):
     ) -> None:
         if not isinstance(index, ChromaIndex):
             raise CollectionError(f"O1Retriever needs a ChromaIndex, got {type(index).__name__}; see from_vector_store()")
-        if not isinstance(similarity_top_k, int) or isinstance(similarity_top_k, bool) or similarity_top_k < 1:
-            raise InvalidQueryError(f"similarity_top_k must be a positive integer, got {similarity_top_k!r}")
         self.index = index
-        self.similarity_top_k = similarity_top_k
+        self.similarity_top_k = check_top_k(similarity_top_k, "similarity_top_k")
         self.thinking = thinking_mode(thinking)
         self.gate = gate_profile if isinstance(gate_profile, GateProfile) else GateProfile.load(gate_profile)
         self.thoughts = thoughts
