@@ -105,18 +105,11 @@ def mix(args: argparse.Namespace, weight: float) -> str:
     from the trained folder instead of training again."""
     out = args.work / "models" / f"mix-{weight:g}"
     if not (out / "o1_encoder.json").exists():
-        from o1_retriever.models import load_sentence_transformer
-        from o1_retriever.training.encoder import mix_in_base
+        from o1_retriever.training.encoder import mix_saved_encoder
 
         with stage(f"mix {weight:g} x MiniLM into the command-default encoder"):
-            model = load_sentence_transformer(str(args.work / "models" / "default"), device="cpu", shared=False)
-            mix_in_base(model, load_sentence_transformer("minilm", device="cpu"), weight)
-            model.save(str(out))
-            meta = json.loads((args.work / "models" / "default" / "o1_encoder.json").read_text())
-            meta["settings"]["base_weight"] = weight
-            meta["identity"] = f"{meta['base']}+o1-ft:mix-{weight:g}-of-{meta['identity'].rsplit(':', 1)[-1]}"
-            meta["dev"]["after"] = {}  # not scored: this benchmark reports the test sets
-            (out / "o1_encoder.json").write_text(json.dumps(meta, indent=1) + "\n")
+            # dev.after stays empty: not scored, this benchmark reports the test sets
+            mix_saved_encoder(args.work / "models" / "default", "minilm", weight, out, device="cpu")
     return str(out)
 
 

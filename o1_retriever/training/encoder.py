@@ -390,6 +390,35 @@ def mix_in_base(model: Any, base: Any, weight: float) -> None:
             value.mul_(1.0 - weight).add_(base_state[key].to(device=value.device, dtype=value.dtype), alpha=weight)
 
 
+def mix_saved_encoder(trained: str | Path, base: str, weight: float, out: str | Path, *, device: str | None = None) -> str:
+    """A folder saved by ``train --mode encoder`` with a share ``weight`` of its ``base`` model
+    (refused unless it is the recorded base) mixed back (:func:`mix_in_base`), saved to ``out``
+    as ``--base-weight WEIGHT`` would after the same training, with the identity, metadata and
+    card training writes (``dev.after`` empty: the dev figures are not of the mix). Returns the identity."""
+    from o1_retriever.encoders.sentence_transformers import TRAINED_ENCODER_FILE, SentenceTransformerEncoder
+    from o1_retriever.models import load_sentence_transformer
+
+    if not 0.0 < weight <= 1.0:
+        raise EncoderTrainingError(f"the base weight must be in (0, 1], got {weight}")
+    trained = Path(trained)
+    try:
+        meta = json.loads((trained / TRAINED_ENCODER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise EncoderTrainingError(f"{trained}: not an encoder saved by o1-retriever train --mode encoder ({exc})") from None
+    if meta["settings"].get("base_weight"):
+        raise EncoderTrainingError(f"{trained} is already a mix (base weight {meta['settings']['base_weight']}): mix the trained folder")
+    base_encoder = SentenceTransformerEncoder(base, device=device)
+    if base_encoder.identity != meta["base"]:
+        raise EncoderTrainingError(f"{base} is {base_encoder.identity}, but {trained} was trained from {meta['base']}")
+    model = load_sentence_transformer(str(trained), device=device, shared=False)
+    mix_in_base(model, base_encoder.model, weight)
+    out = Path(out)
+    model.save(str(out))
+    meta = {**meta, "identity": _identity(out, base_encoder), "settings": {**meta["settings"], "base_weight": weight}, "dev": {**meta["dev"], "after": {}}}
+    write_encoder_metadata(out, meta)
+    return meta["identity"]
+
+
 def _identity(out: Path, base_encoder: Any) -> str:
     """``<base identity>+o1-ft:<hash of the saved weights>``: moving or renaming the folder keeps
     it, retraining changes it."""
@@ -403,8 +432,6 @@ def _identity(out: Path, base_encoder: Any) -> str:
 
 
 def _write_metadata(out: Path, result: EncoderTrainResult, config: EncoderTrainConfig, embedder: "ThinkingEmbedder", base_encoder: Any, data_name: str) -> None:
-    from o1_retriever.encoders.sentence_transformers import TRAINED_ENCODER_FILE
-
     thinker = embedder.thinker
     thoughts = None
     if thinker is not None:
@@ -425,10 +452,20 @@ def _write_metadata(out: Path, result: EncoderTrainResult, config: EncoderTrainC
         "seconds": round(result.seconds, 1),
         "dev": {"before": result.dev_before, "after": result.dev_after, "history": result.dev_history},
     }
+    write_encoder_metadata(out, meta)
+
+
+def write_encoder_metadata(out: Path, meta: dict[str, Any], *sections: str) -> None:
+    """The one place a trained encoder's ``o1_encoder.json`` and model card are written: the card
+    is sentence-transformers' part, :func:`model_card_section` and ``sections`` (replaced, not
+    appended, when a folder is described again)."""
+    from o1_retriever.encoders.sentence_transformers import TRAINED_ENCODER_FILE
+
     (out / TRAINED_ENCODER_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     card = out / "README.md"
     text = card.read_text(encoding="utf-8") if card.exists() else ""
-    card.write_text(text.rstrip() + "\n\n" + model_card_section(meta) + "\n", encoding="utf-8")
+    base_card = text.split("\n## o1-retriever", 1)[0]  # sentence-transformers' part
+    card.write_text("\n\n".join([base_card.rstrip(), model_card_section(meta), *sections]) + "\n", encoding="utf-8")
 
 
 def model_card_section(meta: dict[str, Any]) -> str:
