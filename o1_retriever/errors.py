@@ -43,6 +43,11 @@ class CacheError(O1RetrieverError):
     """A thought cache that is missing, unreadable or kept locked by another process."""
 
 
+class DependencyError(O1RetrieverError, RuntimeError):
+    """An installed dependency lacks what o1-retriever uses: a version outside the range
+    ``pyproject.toml`` declares (where a private part of it is used, the range has an upper bound)."""
+
+
 class ArgumentError(CollectionError, TypeError):
     """An argument of the wrong kind (an adapter's ``embeddings=`` / ``embed_model=`` that is no
     embedder). Deprecated base: it derives from :class:`CollectionError` only because 0.1 raised

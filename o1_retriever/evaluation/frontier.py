@@ -167,9 +167,9 @@ def frontier_table(results: FrontierResults) -> str:
 
 def frontier_plot(results: FrontierResults, path: Path) -> Path:
     """nDCG@10 against mean ms/query (log scale): one point per setting, dense and BM25 as lines."""
-    from o1_retriever.evaluation.report import _pyplot
+    from o1_retriever.evaluation.report import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for auto, marker, color, label in ((False, "o", "tab:blue", "always thinking"), (True, "^", "tab:green", "auto (gate)")):
         pts = [p for p in results.points if p.auto == auto]

@@ -53,7 +53,9 @@ def write_json(path: Path, payload: Any) -> Path:
     return path
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files, no display), for every plot of the evaluation
+    package (the retrieval and RAG reports, the frontier)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -64,7 +66,7 @@ def _pyplot():
 
 def retrieval_plot(results: RetrievalResults, path: Path) -> Path:
     """Bar chart of nDCG@10 per system, with the mean query latency beside it."""
-    plt = _pyplot()
+    plt = pyplot()
     names = [s.name for s in results.systems]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(4 + 1.6 * len(names), 4))
     bars = ax1.bar(names, [s.metrics["nDCG@10"] for s in results.systems], color="tab:blue")
@@ -89,7 +91,7 @@ def retrieval_plot(results: RetrievalResults, path: Path) -> Path:
 
 def grouped_plot(title: str, groups: dict[str, dict[str, float]], path: Path, ylabel: str = "score") -> Path:
     """Bars of several metrics (x) for several variants (one colour each), NaN shown as 0."""
-    plt = _pyplot()
+    plt = pyplot()
     import numpy as np
 
     variants = list(groups)

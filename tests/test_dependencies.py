@@ -1,0 +1,80 @@
+"""Dependencies whose private parts o1-retriever uses have an upper bound in pyproject.toml, and
+the installed versions are inside the declared ranges: a release that may break those private
+parts fails here, with the package, its version and the range, instead of deep inside a run."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11+")
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+#: package -> where its private parts are used (the reason for its upper bound)
+PRIVATE_USE = {
+    "accelerate": "training/precision.py: AcceleratorState._reset_state",
+    "chromadb": "index/chroma.py: Chroma's client internals",
+    "llama-cpp-python": "thinkers/llamacpp.py: llama_cpp._internals, Llama._model",
+}
+
+
+def declared() -> dict[str, Requirement]:
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+    requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    return {Requirement(r).name.lower(): Requirement(r) for r in requirements if Requirement(r).name.lower() in PRIVATE_USE}
+
+
+def installed(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@pytest.mark.parametrize("name", sorted(PRIVATE_USE))
+def test_a_dependency_used_privately_has_an_upper_bound(name):
+    requirement = declared().get(name)
+    assert requirement is not None, f"{name} is not declared in pyproject.toml"
+    assert any(spec.operator in ("<", "<=", "==", "~=") for spec in requirement.specifier), (
+        f"{name} needs an upper bound in pyproject.toml ({PRIVATE_USE[name]} uses its private parts), got {requirement}"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PRIVATE_USE))
+def test_the_installed_version_is_inside_the_declared_range(name):
+    version = installed(name)
+    if version is None:
+        pytest.skip(f"{name} is not installed (an optional extra)")
+    requirement = declared()[name]
+    assert requirement.specifier.contains(version, prereleases=True), (
+        f"{name} {version} is installed, outside the range o1-retriever declares ({requirement.specifier}): "
+        f"{PRIVATE_USE[name]} may not work with it; install '{requirement}'"
+    )
+
+
+def test_precision_module_states_the_declared_accelerate_range():
+    from o1_retriever.training.precision import ACCELERATE_RANGE
+
+    assert str(declared()["accelerate"].specifier) == str(Requirement(f"accelerate{ACCELERATE_RANGE}").specifier)
+
+
+def test_an_accelerate_without_the_private_reset_is_refused_with_a_clear_error(monkeypatch):
+    from accelerate.state import AcceleratorState
+
+    from o1_retriever.errors import DependencyError
+    from o1_retriever.training.precision import fresh_accelerator_state
+
+    monkeypatch.delattr(AcceleratorState, "_reset_state")
+    with pytest.raises(DependencyError, match=r"accelerate \S+ has no AcceleratorState/GradientState._reset_state.*install accelerate>=0.34,<2"):
+        fresh_accelerator_state()
+
+
+def test_ci_installs_llama_cpp_in_the_declared_range():
+    ci = (PYPROJECT.parent / ".ci" / "run").read_text(encoding="utf-8")
+    pins = re.findall(r'"(llama-cpp-python[^"]*)"', ci)
+    assert pins and all(Requirement(p).specifier == declared()["llama-cpp-python"].specifier for p in pins), pins
