@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
@@ -85,6 +86,11 @@ class GateDecision:
         return {"think": self.think, "signal": self.signal, "value": self.value, "threshold": self.threshold, "side": self.side, "reason": self.reason}
 
 
+class _UnsetThreshold(float):
+    """The threshold of a ``GateProfile()`` given none: 0.05 as in 0.1, which is not the built-in
+    profile's (margin 0.0452, :data:`DEFAULT_PROFILE`). Deprecated: 0.3 will require it."""
+
+
 @dataclass(frozen=True)
 class GateProfile:
     """Which signal decides, on which side a query thinks, and the threshold.
@@ -92,14 +98,26 @@ class GateProfile:
     ``side="below"``: think when the signal is below ``threshold`` (e.g. a small top-1/top-2
     margin); ``"above"`` the opposite. ``info`` records where the profile came from (data,
     budget, encoder, what calibration measured) and is not used for deciding.
+
+    The built-in profile is ``GateProfile.load()`` (:data:`DEFAULT_PROFILE`), not
+    ``GateProfile()``: without a ``threshold`` the profile is a margin gate at 0.05 and a
+    ``DeprecationWarning`` says so (pass ``threshold``; 0.3 will require it).
     """
 
     signal: str = "margin"
-    threshold: float = 0.05
+    threshold: float = _UnsetThreshold(0.05)
     side: str = "below"
     info: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        if type(self.threshold) is _UnsetThreshold:
+            warnings.warn(
+                "GateProfile() without a threshold is a margin gate at 0.05, not the built-in profile (margin 0.0452, "
+                "calibrated on SciFact train): use GateProfile.load() for the built-in one, or pass threshold=",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            object.__setattr__(self, "threshold", float(self.threshold))
         if self.signal not in SIGNALS:
             raise GateError(f"unknown gate signal {self.signal!r}; choose one of {', '.join(SIGNALS)}")
         if self.side not in SIDES:

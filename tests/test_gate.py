@@ -206,3 +206,15 @@ def test_auto_encodes_the_bare_query_once(index):
         del encoder.encode_queries
     assert result.thinking and encoded.count(q) == 1
     assert sorted(encoded) == sorted([q] + [f"{q} {t}" for t in result.thoughts])
+
+
+def test_a_profile_without_threshold_warns_that_it_is_not_the_built_in_one():
+    """``GateProfile()`` keeps its 0.1 meaning (margin below 0.05) but says it is not the built-in
+    profile (margin 0.0452), which ``GateProfile.load()`` returns (issue 18)."""
+    from o1_retriever.gate import DEFAULT_PROFILE
+
+    with pytest.deprecated_call(match=r"not the built-in profile \(margin 0.0452"):
+        profile = GateProfile()
+    assert profile == GateProfile("margin", 0.05, "below") and type(profile.threshold) is float
+    assert profile != DEFAULT_PROFILE and GateProfile.load() is DEFAULT_PROFILE
+    assert DEFAULT_PROFILE.threshold == pytest.approx(0.0452, abs=1e-4)

@@ -47,12 +47,23 @@ def collections_cmd(
     """List the collections (name, chunks, encoder fingerprint, sources); `info NAME` shows
     one, `delete NAME` deletes one. Put --db/--host/... after the sub-command for those."""
     from o1_retriever.errors import CollectionError
-    from o1_retriever.index import collection_info, collection_names, open_collection
 
     if ctx.invoked_subcommand is not None:
         if (db, host, port, as_json) != (None, None, 8000, False):
             raise CollectionError(f"put the options after the sub-command: o1-retriever collections {ctx.invoked_subcommand} NAME --db/--host/...")
         return
+    _list_collections(db, host, port, token, as_json)
+
+
+@command(name="list", models=False, group=collections_app)
+def list_cmd(db: Db = None, host: Host = None, port: Port = 8000, token: Token = None, as_json: AsJson = False) -> None:
+    """List the collections: the same as the bare `collections` (a newcomer's first guess)."""
+    _list_collections(db, host, port, token, as_json)
+
+
+def _list_collections(db: Any, host: Any, port: int, token: Any, as_json: bool) -> None:
+    from o1_retriever.index import collection_info, collection_names, open_collection
+
     client = _client(db, host, port, token)
     infos = [collection_info(open_collection(client, name)) for name in collection_names(client)]
     if as_json:

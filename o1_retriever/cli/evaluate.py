@@ -1,5 +1,5 @@
-"""``o1-retriever eval`` and ``o1-retriever rag-eval`` (heavy imports stay inside the functions
-so ``--help`` is fast)."""
+"""``o1-retriever eval``, ``calibrate``, ``frontier`` and ``rag-eval`` (heavy imports stay inside
+the functions so ``--help`` is fast)."""
 
 from pathlib import Path
 from typing import Annotated, Optional

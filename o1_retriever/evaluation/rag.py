@@ -35,16 +35,6 @@ ANSWER_SYSTEM = (
     "Answer the question with the help of the passages. Reply with the answer only: "
     "a few words, a name, a number, or yes/no. No explanation."
 )
-NO_LLM_METRICS = (
-    "id_based_context_precision",
-    "id_based_context_recall",
-    "non_llm_context_precision_with_reference",
-    "non_llm_context_recall",
-    "non_llm_string_similarity",
-    "exact_match",
-    "string_present",
-)
-JUDGE_METRICS = ("faithfulness", "nv_accuracy")
 
 
 class ReaderError(O1RetrieverError, RuntimeError):
