@@ -84,14 +84,19 @@ def _summary(info: Any) -> dict:
 
 @command(name="info", models=False, group=collections_app)
 def info_cmd(name: Name, db: Db = None, host: Host = None, port: Port = 8000, token: Token = None, as_json: AsJson = False) -> None:
-    """Show one collection: chunks, encoder fingerprint, distance space, chunks per source."""
-    from o1_retriever.index import collection_info, open_collection
+    """Show one collection: chunks, encoder fingerprint, distance space, whether its keyword
+    index is current, chunks per source."""
+    from o1_retriever.index import collection_info, keyword, open_collection
 
-    info = collection_info(open_collection(_client(db, host, port, token), name))
+    client = _client(db, host, port, token)
+    collection = open_collection(client, name)
+    info = collection_info(collection)
+    stale = keyword.stale_reason(collection, keyword.read_manifest(keyword.keyword_dir_of(client, name)), info.count)
     if as_json:
-        sys.stdout.write(json.dumps(info.to_dict(), ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps({**info.to_dict(), "keyword_index": {"current": stale is None, "stale_reason": stale}}, ensure_ascii=False) + "\n")
         return
     out.print(f"[bold]{info.name}[/]: {info.count} chunks, space {info.space}")
+    out.print(f"keyword index: {'current' if stale is None else 'stale: ' + stale + ' (searches rebuild it in memory; `o1-retriever index` stores it)'}", highlight=False)
     out.print(f"encoder: {json.dumps(info.fingerprint, sort_keys=True) if info.fingerprint else '(not recorded)'}", highlight=False)
     table = Table(title=f"{len(info.sources)} sources")
     table.add_column("source")
@@ -114,7 +119,7 @@ def delete_cmd(
 ) -> None:
     """Delete a collection and everything in it (asks first on a terminal; --yes for scripts)."""
     from o1_retriever.errors import CollectionError
-    from o1_retriever.index import open_collection
+    from o1_retriever.index import keyword, open_collection
     from o1_retriever.index.chroma import chroma_call
 
     client = _client(db, host, port, token)
@@ -129,4 +134,5 @@ def delete_cmd(
         chroma_call(client, lambda: client.delete_collection(name))
     except chromadb.errors.NotFoundError:  # a retry after a lost answer: the first try deleted it
         pass
+    keyword.remove(client, name)  # after the collection: a kill in between leaves files no collection matches
     err.print(f"[green]deleted[/] {name!r} ({count} chunks)")

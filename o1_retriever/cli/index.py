@@ -55,7 +55,8 @@ def index_cmd(
     removed = f"{stats.removed} removed" if sync else "none removed (--no-sync)"
     err.print(
         f"[green]indexed[/] {stats.seen} documents into {collection!r}: {stats.written} written, "
-        f"{stats.unchanged} unchanged, {removed}, {len(stats.duplicates)} repeated ids skipped; collection holds {index.count()}"
+        f"{stats.unchanged} unchanged, {removed}, {len(stats.duplicates)} repeated ids skipped; collection holds {index.count()} "
+        f"(its keyword index for --mode keyword/hybrid is kept with it)"
     )
     for line in report.repaired:
         err.print(f"[yellow]repaired[/] {line}")

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from o1_retriever.embedder import ThinkingEmbedder
 from o1_retriever.errors import CollectionError, EmbedderMismatchError, InvalidQueryError, ServerError, ThinkerError, check_query
+from o1_retriever.index import keyword
 from o1_retriever.index.sources import Document
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class Hit:
     score: float
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    ranks: dict[str, int | None] | None = None  # keyword / hybrid mode: the hit's rank on each side
 
 
 @dataclass
@@ -66,14 +68,16 @@ class SearchResult:
     thinking: bool
     fallback: bool = False
     gate: GateDecision | None = None  # thinking="auto": the gate's decision and its reason
+    mode: str = "dense"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``o1-retriever search --json``."""
         out: dict[str, Any] = {
             "query": self.query,
+            "mode": self.mode,
             "thinking": self.thinking,
             "thoughts": self.thoughts,
-            "results": [{"id": h.id, "score": h.score, "text": h.text} for h in self.hits],
+            "results": [{"id": h.id, "score": h.score, "text": h.text, **({"ranks": h.ranks} if h.ranks else {})} for h in self.hits],
         }
         if self.gate is not None:
             out["gate"] = self.gate.to_dict()
@@ -419,6 +423,7 @@ class ChromaIndex:
         batch_size = max(1, min(batch_size, limit))
         stats = IndexStats()
         seen: set[str] = set()
+        self._writing = False  # keyword.before_write marks the keyword index stale once per add
         bar = tqdm(desc=f"indexing {self.name}", unit="doc", disable=not show_progress)
         try:
             for batch in _batches(documents, batch_size):
@@ -438,6 +443,7 @@ class ChromaIndex:
             log.warning("%d repeated document ids kept their first occurrence: %s", len(stats.duplicates), stats.duplicates[:5])
         if sync:
             stats.removed = self._remove_stale(source, seen, batch_size, show_progress)
+        keyword.after_writes(self, show_progress)
         return stats
 
     def _write(self, docs: list[Document], stats: IndexStats, source: str | None) -> None:
@@ -461,12 +467,14 @@ class ChromaIndex:
         if source is not None:  # chunks stored before sources were recorded: record it, no re-embedding
             unrecorded = [(d, h) for d, h in zip(docs, hashes) if d.id in known and known[d.id].get(HASH_KEY) == h and known[d.id].get(SOURCE_KEY) is None]
             if unrecorded:
+                keyword.before_write(self)
                 self._call(lambda: self.collection.update(
                     ids=[d.id for d, _ in unrecorded], metadatas=[self._metadata(d, h, source) for d, h in unrecorded]
                 ))
         if not todo:
             return
         vectors = self.embedder.embed_documents([d.text for d, _ in todo], show_progress=False)
+        keyword.before_write(self)
         self._call(lambda: self.collection.upsert(
             ids=[d.id for d, _ in todo],
             embeddings=vectors,
@@ -498,6 +506,7 @@ class ChromaIndex:
         with tqdm(total=len(stale), desc=f"removing stale chunks of {self.name}", unit="doc", disable=not show_progress or not stale) as bar:
             for start in range(0, len(stale), batch_size):
                 part = stale[start : start + batch_size]
+                keyword.before_write(self)
                 self._call(lambda: self.collection.delete(ids=part))
                 bar.update(len(part))
         return len(stale)
@@ -524,15 +533,15 @@ class ChromaIndex:
         return self._call(self.collection.count)
 
     def search(
-        self, query: str, k: int = 10, *, thinking: bool | str | None = None, thoughts: int | None = None, where: dict | None = None, gate: GateProfile | None = None
+        self, query: str, k: int = 10, *, thinking: bool | str | None = None, thoughts: int | None = None, where: dict | None = None, gate: GateProfile | None = None, mode: str = "dense"
     ) -> SearchResult:
         """Top-``k`` documents for one query, with the thoughts that steered it.
         ``thinking="auto"`` lets ``gate`` (default: the built-in profile) decide from a first
         plain search whether to think (see :meth:`search_many`)."""
-        return self.search_many([query], k, thinking=thinking, thoughts=thoughts, where=where, gate=gate)[0]
+        return self.search_many([query], k, thinking=thinking, thoughts=thoughts, where=where, gate=gate, mode=mode)[0]
 
     def search_many(
-        self, queries: Sequence[str], k: int = 10, *, thinking: bool | str | None = None, thoughts: int | None = None, where: dict | None = None, gate: GateProfile | None = None
+        self, queries: Sequence[str], k: int = 10, *, thinking: bool | str | None = None, thoughts: int | None = None, where: dict | None = None, gate: GateProfile | None = None, mode: str = "dense"
     ) -> list[SearchResult]:
         """Many queries at once: one batched generation, one encode call, one Chroma query (with
         ``"auto"``: a plain pass, then one for the queries that think).
@@ -542,12 +551,19 @@ class ChromaIndex:
         vectors first and thinks only for the queries whose top 10 look uncertain to ``gate``
         (a :class:`~o1_retriever.gate.GateProfile`; default the built-in one); the others keep
         their plain results. Each result's ``gate`` says what was decided and why.
+
+        ``mode``: ``"dense"`` (vectors), ``"keyword"`` (BM25) or ``"hybrid"`` (both, fused); see
+        :mod:`o1_retriever.index.hybrid`.
         """
         if isinstance(queries, str):
             queries = [queries]
         queries = [check_query(q) for q in queries]
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
+        if mode != "dense":
+            from o1_retriever.index.hybrid import search_modes
+
+            return search_modes(self, queries, k, mode=mode, thinking=thinking, thoughts=thoughts, where=where, gate=gate)
         mode = thinking_mode(thinking)
         if mode != "auto":
             embedded = self.embedder.embed_queries(queries, thinking=mode, thoughts=thoughts, return_thoughts=True)
