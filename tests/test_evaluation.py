@@ -324,8 +324,8 @@ def test_eval_auto_system_reports_share_latency_and_comparisons(tmp_path, model_
 @pytest.mark.slow
 def test_calibrate_and_frontier_commands(tmp_path, model_home):
     """calibrate writes a profile fitted on the given split (the same one twice: deterministic),
-    and frontier writes a table, results and a plot with one always and one auto point per
-    setting, dense and BM25 as references."""
+    and frontier writes a table, results and a plot with an always, an auto, a bm25+thinking and
+    a hybrid+thinking point per setting, dense, BM25 and hybrid as references."""
     from o1_retriever.cli import app
     from o1_retriever.gate import GateProfile
 
@@ -346,7 +346,11 @@ def test_calibrate_and_frontier_commands(tmp_path, model_home):
                                  "--gate-profile", str(tmp_path / "a.json"), "--out", str(out), *common])
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "frontier.json").read_text())
-    assert [p["name"] for p in saved["points"]] == ["k=1, 4 tokens", "auto, k=1, 4 tokens", "k=1, 8 tokens", "auto, k=1, 8 tokens"]
+    assert [p["name"] for p in saved["points"]] == [
+        f"{system}k=1, {t} tokens" for t in (4, 8) for system in ("", "auto, ", "bm25+thinking, ", "hybrid+thinking, ")
+    ]
+    assert [p["mode"] for p in saved["points"][:4]] == ["dense", "dense", "keyword", "hybrid"]
+    assert saved["hybrid"]["ndcg"] > 0 and "| hybrid+thinking, k=1, 8 tokens |" in (out / "frontier.md").read_text()
     assert saved["queries"] == 12 and saved["latency_queries"] == 2
     for p in saved["points"]:
         assert 0 <= p["ndcg"] <= 1 and p["latency_ms"] > 0 and set(p["vs_dense"]) >= {"mean", "low", "high"}

@@ -1,7 +1,9 @@
 """The latency / quality frontier of thinking (``o1-retriever frontier``).
 
 One point per setting: thoughts per query k and new tokens per thought, always thinking and
-adaptive (``auto``, the gate deciding per query); dense retrieval and BM25 are the reference lines.
+adaptive (``auto``, the gate deciding per query), and the same thoughts on the keyword side
+(``bm25+thinking``) and in hybrid retrieval (``hybrid+thinking``); dense retrieval, BM25 and
+hybrid without thinking are the reference lines.
 
 * Quality: nDCG@10 of every query of the split through
   :func:`~o1_retriever.evaluation.retrieval.evaluate_retrieval` (exact search; thoughts through the
@@ -10,7 +12,9 @@ adaptive (``auto``, the gate deciding per query); dense retrieval and BM25 are t
   with fresh thoughts (the cache is bypassed, so cached thoughts never make a setting look
   free): the plain path (encode, top-10 search, gate) and the thinking path (generate k thoughts,
   encode query + thoughts, search). Always-thinking costs the thinking path; ``auto`` costs the
-  plain path plus, for the queries its gate sends on, the thinking path.
+  plain path plus, for the queries its gate sends on, the thinking path. The keyword systems
+  cost the thinking path plus their keyword side (BM25's, or hybrid's extra over dense, from the
+  reference runs): generation dominates, and bm25+thinking is charged the dense encoding it skips.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class FrontierPoint:
     thought_share: float
     latency_ms: float
     latency_p95_ms: float
+    mode: str = "dense"  # dense | keyword (bm25+thinking) | hybrid (hybrid+thinking)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -55,6 +60,7 @@ class FrontierResults:
     latency_queries: int
     dense: dict[str, float]  # {"ndcg", "latency_ms"}
     bm25: dict[str, float]
+    hybrid: dict[str, float] = field(default_factory=dict)
     points: list[FrontierPoint] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -66,6 +72,7 @@ class FrontierResults:
             "latency_queries": self.latency_queries,
             "dense": self.dense,
             "bm25": self.bm25,
+            "hybrid": self.hybrid,
             "points": [p.to_dict() for p in self.points],
             "settings": self.settings,
         }
@@ -91,7 +98,7 @@ def frontier(
     base = ThinkingEmbedder.from_config(config)
     agg = config.aggregation
     store = DocumentStore(dataset, base, db=db, show_progress=show_progress)  # embedded once, shared by every setting
-    reference = evaluate_retrieval(dataset, [System("bm25", "bm25"), System("dense", "dense")], config, embedder=base, store=store, show_progress=show_progress)
+    reference = evaluate_retrieval(dataset, [System("bm25", "bm25"), System("dense", "dense"), System("hybrid", "hybrid")], config, embedder=base, store=store, show_progress=show_progress)
     dense = reference.system("dense")
     qids = list(dataset.queries)
     sample = sorted(random.Random(seed).sample(qids, min(latency_queries, len(qids))))
@@ -100,6 +107,8 @@ def frontier(
         dataset.name, dataset.split, len(qids), len(sample),
         dense={"ndcg": dense.metrics["nDCG@10"], "latency_ms": float(np.mean([ms for ms, _ in plain_ms]))},
         bm25={"ndcg": reference.system("bm25").metrics["nDCG@10"], "latency_ms": reference.system("bm25").latency_ms},
+        # the keyword side's cost on top of dense: what hybrid's batched eval adds to dense's
+        hybrid={"ndcg": reference.system("hybrid").metrics["nDCG@10"], "latency_ms": float(np.mean([ms for ms, _ in plain_ms])) + max(0.0, reference.system("hybrid").latency_ms - dense.latency_ms)},
         settings={"encoder": config.encoder, "thinker": config.thinker, "aggregation": agg, "temperature": config.sampling.temperature, "seed": config.sampling.seed, "gate": gate.to_dict()},
     )
     for k in thoughts:
@@ -107,15 +116,24 @@ def frontier(
             sampling = SamplingConfig(max_new_tokens=t, temperature=config.sampling.temperature, top_p=config.sampling.top_p, seed=config.sampling.seed)
             embedder = ThinkingEmbedder(base.thinker, base.encoder, aggregation=agg, thoughts=k, sampling=sampling, cache=base.cache, strict=base.strict)
             results = evaluate_retrieval(
-                dataset, [System(f"thinking[{agg}]", "thinking", agg), System("thinking[auto]", "auto", agg)], config, embedder=embedder, gate=gate, store=store, show_progress=show_progress
+                dataset, [System(f"thinking[{agg}]", "thinking", agg), System("thinking[auto]", "auto", agg), System("bm25+thinking", "bm25+thinking", agg), System("hybrid+thinking", "hybrid+thinking", agg)],
+                config, embedder=embedder, gate=gate, store=store, show_progress=show_progress,
             )
             fresh = ThinkingEmbedder(base.thinker, base.encoder, aggregation=agg, thoughts=k, sampling=sampling, cache=None, strict=base.strict)
             think_ms = _thinking_latencies(fresh, store, [dataset.queries[q] for q in sample])
             always_ms = think_ms
             auto_ms = [p + (th if decision else 0.0) for (p, decision), th in zip(plain_ms, think_ms)]
-            for system, latencies, auto in ((results.system(f"thinking[{agg}]"), always_ms, False), (results.system("thinking[auto]"), auto_ms, True)):
+            # the keyword systems: the thinking path (its generation dominates) plus their keyword side
+            keyword_ms = [ms + reference.system("bm25").latency_ms for ms in think_ms]
+            hybrid_ms = [ms + out.hybrid["latency_ms"] - out.dense["latency_ms"] for ms in think_ms]
+            for system, latencies, auto, mode, label in (
+                (results.system(f"thinking[{agg}]"), always_ms, False, "dense", ""),
+                (results.system("thinking[auto]"), auto_ms, True, "dense", "auto, "),
+                (results.system("bm25+thinking"), keyword_ms, False, "keyword", "bm25+thinking, "),
+                (results.system("hybrid+thinking"), hybrid_ms, False, "hybrid", "hybrid+thinking, "),
+            ):
                 out.points.append(FrontierPoint(
-                    name=("auto, " if auto else "") + f"k={k}, {t} tokens",
+                    name=label + f"k={k}, {t} tokens",
                     thoughts=k,
                     max_new_tokens=t,
                     auto=auto,
@@ -124,6 +142,7 @@ def frontier(
                     thought_share=system.thought_share,
                     latency_ms=float(np.mean(latencies)),
                     latency_p95_ms=float(np.percentile(latencies, 95)),
+                    mode=mode,
                 ))
     return out
 
@@ -159,6 +178,8 @@ def frontier_table(results: FrontierResults) -> str:
         ["bm25", f"{results.bm25['ndcg']:.3f}", "", f"{results.bm25['latency_ms']:.1f}", "", "0%"],
         ["dense", f"{results.dense['ndcg']:.3f}", "", f"{results.dense['latency_ms']:.1f}", "", "0%"],
     ]
+    if results.hybrid:
+        rows.append(["hybrid", f"{results.hybrid['ndcg']:.3f}", "", f"{results.hybrid['latency_ms']:.1f}", "", "0%"])
     for p in results.points:
         d = p.vs_dense
         rows.append([p.name, f"{p.ndcg:.3f}", f"{d['mean']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]", f"{p.latency_ms:.0f}", f"{p.latency_p95_ms:.0f}", f"{p.thought_share:.0%}"])
@@ -171,13 +192,17 @@ def frontier_plot(results: FrontierResults, path: Path) -> Path:
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
-    for auto, marker, color, label in ((False, "o", "tab:blue", "always thinking"), (True, "^", "tab:green", "auto (gate)")):
-        pts = [p for p in results.points if p.auto == auto]
+    kinds = ((False, "dense", "o", "tab:blue", "always thinking"), (True, "dense", "^", "tab:green", "auto (gate)"),
+             (False, "keyword", "s", "tab:orange", "bm25+thinking"), (False, "hybrid", "D", "tab:purple", "hybrid+thinking"))
+    for auto, mode, marker, color, label in kinds:
+        pts = [p for p in results.points if p.auto == auto and p.mode == mode]
         ax.scatter([p.latency_ms for p in pts], [p.ndcg for p in pts], marker=marker, color=color, label=label, zorder=3)
         for p in pts:
             ax.annotate(f"k={p.thoughts},{p.max_new_tokens}", (p.latency_ms, p.ndcg), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
     ax.axhline(results.dense["ndcg"], color="tab:gray", linestyle="--", label=f"dense ({results.dense['latency_ms']:.0f} ms)")
     ax.axhline(results.bm25["ndcg"], color="tab:orange", linestyle=":", label=f"BM25 ({results.bm25['latency_ms']:.1f} ms)")
+    if results.hybrid:
+        ax.axhline(results.hybrid["ndcg"], color="tab:purple", linestyle="-.", label=f"hybrid ({results.hybrid['latency_ms']:.0f} ms)")
     ax.set_xscale("log")
     ax.set_xlabel(f"mean ms/query (one query at a time, fresh thoughts; {results.latency_queries} queries)")
     ax.set_ylabel(f"nDCG@10 ({results.queries} queries)")

@@ -114,8 +114,8 @@ def keyword_references(name: str, names: dict[str, Any]) -> dict[str, Any]:
     """The systems a keyword system is compared with (paired intervals), besides ``dense``:
     ``bm25`` for every keyword system, and the same system without thinking for the thinking ones."""
     refs = {}
+    if name.startswith("hybrid+thinking") and "hybrid" in names:  # first: the report's second column shows it
+        refs["hybrid"] = names["hybrid"]
     if name != "bm25" and name.split("[")[0] in KEYWORD_KINDS and "bm25" in names:
         refs["bm25"] = names["bm25"]
-    if name.startswith("hybrid+thinking") and "hybrid" in names:
-        refs["hybrid"] = names["hybrid"]
     return refs

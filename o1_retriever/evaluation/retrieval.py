@@ -9,7 +9,9 @@
   ``thinking`` (once per aggregation asked for: ``thinking[o1]``, ``thinking[o1+query]``),
   ``auto`` (``thinking[auto]``: a :class:`~o1_retriever.gate.GateProfile` reads each query's plain
   top-10 and thinks only where retrieval looks uncertain), and ``unified`` / ``unified-dense``
-  when a unified model is given.
+  when a unified model is given; ``bm25+thinking``, ``hybrid`` and ``hybrid+thinking``
+  (:mod:`o1_retriever.evaluation.hybrid`: keyword search and its fusion with dense, as
+  ``search --mode keyword|hybrid``; thinking with the first aggregation).
 * Latency is per query: the batched encoding and search divided evenly, plus the generation
   time of the query's own thoughts in this run (thoughts read from the cache cost nothing; a
   llama.cpp thinker generates one query at a time, so its per-query times are exact). Each
@@ -38,6 +40,7 @@ from o1_retriever.config import EmbedderConfig
 from o1_retriever.embedder import ThinkingEmbedder
 from o1_retriever.errors import O1RetrieverError
 from o1_retriever.evaluation.beir import BeirDataset
+from o1_retriever.evaluation.hybrid import KEYWORD_KINDS, corpus_bm25, keyword_references, keyword_system
 from o1_retriever.evaluation.metrics import evaluate_run
 from o1_retriever.thinkers.base import SamplingConfig, Thinker
 
@@ -46,7 +49,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("bm25", "dense", "hyde", "thinking", "auto")
+SYSTEMS = ("bm25", "dense", "hyde", "thinking", "auto", "bm25+thinking", "hybrid", "hybrid+thinking")
+THINKING_KINDS = {"thinking", "auto", "bm25+thinking", "hybrid+thinking"}
+STORE_KINDS = {"dense", "thinking", "auto", "hybrid", "hybrid+thinking"}  # those that search the document vectors
 AGGREGATIONS = ("o1", "o1+query", "hyde")
 
 
@@ -56,7 +61,8 @@ class EvaluationError(O1RetrieverError, ValueError):
 
 @dataclass
 class System:
-    """One system of a run. ``kind`` is bm25 | dense | thinking | auto | unified | unified-dense."""
+    """One system of a run. ``kind`` is bm25 | dense | thinking | auto | unified | unified-dense |
+    bm25+thinking | hybrid | hybrid+thinking."""
 
     name: str
     kind: str
@@ -74,7 +80,7 @@ def parse_systems(systems: str | Sequence[str], aggregations: str | Sequence[str
     bad = [a for a in aggs if a not in AGGREGATIONS]
     if bad:
         raise EvaluationError(f"unknown aggregation {bad[0]!r}; choose from {', '.join(AGGREGATIONS)}")
-    if ("thinking" in names or "auto" in names) and not aggs:
+    if {"thinking", "auto", "bm25+thinking", "hybrid+thinking"} & set(names) and not aggs:
         raise EvaluationError("the thinking and auto systems need at least one aggregation")
     out: list[System] = []
     for name in dict.fromkeys(names):
@@ -86,6 +92,8 @@ def parse_systems(systems: str | Sequence[str], aggregations: str | Sequence[str
             out.append(System("hyde", "thinking", "hyde"))
         elif name == "auto":
             out.append(System("thinking[auto]", "auto", aggs[0]))
+        elif name in ("bm25+thinking", "hybrid", "hybrid+thinking"):
+            out.append(System(name, name, aggs[0] if name.endswith("thinking") else None))
         else:
             out.extend(System(f"thinking[{a}]", "thinking", a) for a in dict.fromkeys(aggs))
     if unified:
@@ -277,6 +285,7 @@ class RetrievalResults:
                     refs[always.name] = always
             if s.name == "unified" and "unified-dense" in names:
                 refs["unified-dense"] = names["unified-dense"]
+            refs.update(keyword_references(s.name, names))
             comparison = {ref: paired_difference(r.per_query, s.per_query).to_dict() for ref, r in refs.items() if r.per_query and s.per_query}
             if comparison:
                 out[s.name] = comparison
@@ -354,24 +363,24 @@ def evaluate_retrieval(
     texts = [dataset.queries[q] for q in qids]
     kinds = {s.kind for s in systems}
     results: list[SystemResult] = []
-    needs_thinker = bool(kinds & {"thinking", "auto"})
+    needs_thinker = bool(kinds & THINKING_KINDS)
     with tempfile.TemporaryDirectory(prefix="o1-eval-") as tmp, ExitStack() as stack:
-        if kinds & {"dense", "thinking", "auto", "bm25"}:
-            if embedder is None and kinds & {"dense", "thinking", "auto"}:
-                embedder = ThinkingEmbedder.from_config(config if needs_thinker else replace(config, thinker="none"))
-        if kinds & {"dense", "thinking", "auto"} and store is None:
+        if embedder is None and kinds & (STORE_KINDS | THINKING_KINDS):
+            embedder = ThinkingEmbedder.from_config(config if needs_thinker else replace(config, thinker="none"))
+        if kinds & STORE_KINDS and store is None:
             assert embedder is not None
             store = DocumentStore(dataset, embedder, db=db, show_progress=show_progress)
         counter = stack.enter_context(counting(embedder, Path(tmp))) if (embedder is not None and needs_thinker) else None
         generation = Generation()
         if needs_thinker:
             if counter is None:
-                raise EvaluationError("the hyde/thinking/auto systems need a thinker (got --thinker none)")
+                raise EvaluationError("the hyde/thinking/auto/+thinking systems need a thinker (got --thinker none)")
             think_all(embedder, texts, show_progress=show_progress)
             generation = Generation(dict(counter.seconds), counter.generated)  # what this run generated, once
+        bm25 = corpus_bm25(dataset, store, show_progress) if kinds & set(KEYWORD_KINDS) else None
         for system in systems:
-            if system.kind == "bm25":
-                results.append(_bm25(system, dataset, texts, qids, k, store, show_progress))
+            if system.kind in KEYWORD_KINDS:
+                results.append(keyword_system(system, dataset, bm25, texts, qids, k, embedder=embedder, store=store, generation=generation))
             elif system.kind in ("dense", "thinking"):
                 assert embedder is not None and store is not None
                 results.append(_dense(system, dataset, embedder, store, texts, qids, k, generation))
@@ -409,23 +418,6 @@ def evaluate_retrieval(
     if "auto" in kinds:
         settings["gate"] = gate.to_dict()
     return RetrievalResults(dataset.name, dataset.split, len(qids), settings, results)
-
-
-def _bm25(system: System, dataset: BeirDataset, texts: list[str], qids: list[str], k: int, store: DocumentStore | None, show_progress: bool) -> SystemResult:
-    from o1_retriever.evaluation.bm25 import BM25
-
-    if store is not None:
-        ids, docs = store.ids, [store.texts[i] for i in store.ids]
-    else:
-        corpus = {d.id: d.text for d in dataset.documents()}
-        ids, docs = list(corpus), list(corpus.values())
-    bm25 = BM25(ids, docs, show_progress=show_progress)
-    start = time.perf_counter()
-    hits = bm25.search(texts, k=k)
-    each = 1000 * (time.perf_counter() - start) / max(1, len(qids))
-    run = dict(zip(qids, hits))
-    metrics, per_query = evaluate_run(dataset.qrels, run)
-    return SystemResult(system.name, metrics, [each] * len(qids), 0.0, 0.0, 0, per_query, thought={q: False for q in qids}, run=run)
 
 
 @dataclass
