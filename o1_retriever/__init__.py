@@ -18,6 +18,7 @@ from o1_retriever.errors import (
     ServerError,
     SourceError,
     ThinkerError,
+    ThinkerUnavailableError,
 )
 from o1_retriever.prompts import ThoughtPrompt
 from o1_retriever.thinkers.base import SamplingConfig, Thinker
@@ -41,6 +42,7 @@ __all__ = [
     "ServerError",
     "SourceError",
     "ThinkerError",
+    "ThinkerUnavailableError",
     "ThinkingEmbedder",
     "Thinker",
     "ThoughtCache",

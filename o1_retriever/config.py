@@ -42,7 +42,7 @@ class EmbedderConfig:
     thinker_timeout: float = 60.0  # seconds per request to an OpenAI-compatible thinker
     thinker_dtype: str = "auto"  # transformers thinkers: auto | float32 | bfloat16 | float16
     thinker_threads: int | None = None  # llama.cpp thinkers: CPU threads (None: llama-cpp-python's default)
-    prompt: str = "passage"
+    prompt: str = "auto"  # a name in prompts.PROMPT_NAMES; auto: passage, or passage-raw for a model without chat template
     aggregation: str = "o1+query"
     thoughts: int = 3
     sampling: SamplingConfig = field(default_factory=SamplingConfig)

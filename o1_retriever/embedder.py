@@ -15,7 +15,7 @@ from o1_retriever.aggregation import Aggregation, mean_vectors, query_texts
 from o1_retriever.cache import ThoughtCache, cache_key
 from o1_retriever.config import EmbedderConfig, means_no_cache
 from o1_retriever.encoders.base import Encoder
-from o1_retriever.errors import InvalidQueryError, ThinkerError, check_query, is_valid_unicode
+from o1_retriever.errors import InvalidQueryError, ThinkerError, ThinkerUnavailableError, check_query, is_valid_unicode
 from o1_retriever.factory import build_models
 from o1_retriever.thinkers.base import SamplingConfig, Thinker, clean_thought
 
@@ -90,6 +90,7 @@ class ThinkingEmbedder:
         self.strict = strict
         self._vector_lru: OrderedDict[str, np.ndarray] = OrderedDict()
         self._vector_lock = threading.Lock()
+        self._checked: set[tuple[Any, ...]] = set()  # what check_thinker found able to think
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -118,6 +119,19 @@ class ThinkingEmbedder:
         return self.encoder.fingerprint()
 
     # -- thinking ----------------------------------------------------------------------------
+    def check_thinker(self, k: int | None = None) -> None:
+        """Refuse at once, before any work, a thinker that cannot think about any query: raises
+        :class:`ThinkerUnavailableError` (never a fallback, even without ``strict``) naming the
+        model, the cause and the remedy (see :meth:`Thinker.check`). Every entry point calls it
+        before its work, and :meth:`think` before thinking; a success is remembered per
+        (thinker, prompt, k, sampling), so it costs one check. Nothing to check without a thinker."""
+        if self.thinker is None:
+            return
+        key = (self.thinker.identity, self.thinker.prompt.key, k or self.k, self.sampling)
+        if key not in self._checked:
+            self.thinker.check(k or self.k, self.sampling)
+            self._checked.add(key)
+
     def think(self, queries: Sequence[str], k: int | None = None) -> list[list[str]]:
         """Up to ``k`` thoughts for each query: cached ones are reused, the rest are generated in
         one batched call. Every thought goes through
@@ -130,6 +144,7 @@ class ThinkingEmbedder:
         queries = [check_query(q) for q in queries]
         if self.thinker is None:
             raise ThinkerError("this embedder has no thinker")
+        self.check_thinker(k)
         key_of = {q: self._key(q, k) for q in queries}  # each distinct query hashed once
         known = self.cache.get_many(sorted(set(key_of.values()))) if self.cache is not None else {}
         todo = [q for q, key in key_of.items() if key not in known]
@@ -221,7 +236,7 @@ class ThinkingEmbedder:
             try:
                 all_thoughts = self.think(queries, thoughts)
             except ThinkerError as exc:
-                if self.strict:
+                if self.strict or isinstance(exc, ThinkerUnavailableError):  # never thinks: refused, not a fallback
                     raise
                 log.warning("thinking failed, falling back to plain query embeddings: %s", exc)
                 fallback = True

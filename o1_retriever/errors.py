@@ -32,7 +32,17 @@ class ServerError(CollectionError):
 
 
 class ThinkerError(O1RetrieverError, RuntimeError):
-    """The thinker failed to produce thoughts (backend down, timeout, generation error)."""
+    """The thinker failed to produce thoughts (backend down, timeout, generation error).
+
+    A failure of one call: the embedder falls back to the plain query embedding for it (unless
+    ``strict``), since the next call may succeed."""
+
+
+class ThinkerUnavailableError(ThinkerError):
+    """The thinker cannot think about any query: a chat prompt for a model without a chat
+    template, a prompt that cannot fit the model's context, a server that refuses the model name
+    or the credentials. Never a fallback: every entry point refuses once, before its work
+    (:meth:`o1_retriever.ThinkingEmbedder.check_thinker`)."""
 
 
 class ModelLoadError(O1RetrieverError, RuntimeError):

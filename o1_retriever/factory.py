@@ -5,15 +5,15 @@ from __future__ import annotations
 from o1_retriever.config import EmbedderConfig
 from o1_retriever.encoders.base import Encoder
 from o1_retriever.errors import ModelLoadError
-from o1_retriever.prompts import PROMPTS, ThoughtPrompt
+from o1_retriever.prompts import PROMPT_NAMES, ThoughtPrompt, named_prompt
 from o1_retriever.thinkers.base import Thinker
 
 
-def _prompt(config: EmbedderConfig):
-    try:
-        return PROMPTS[config.prompt]
-    except KeyError:
-        raise ModelLoadError(f"unknown prompt {config.prompt!r}; choose one of {', '.join(PROMPTS)}") from None
+def thought_prompt(config: EmbedderConfig) -> ThoughtPrompt | None:
+    """The prompt ``config.prompt`` names; ``None`` for ``auto`` (the thinker chooses by its model)."""
+    if config.prompt not in PROMPT_NAMES:
+        raise ModelLoadError(f"unknown prompt {config.prompt!r}; choose one of {', '.join(PROMPT_NAMES)}")
+    return named_prompt(config.prompt)
 
 
 def build_models(config: EmbedderConfig) -> tuple[Thinker | None, Encoder]:
@@ -32,7 +32,7 @@ def build_thinker(config: EmbedderConfig, *, prompt: ThoughtPrompt | None = None
     spec = config.thinker
     if spec in ("", "none"):
         return None
-    prompt = prompt or _prompt(config)
+    prompt = prompt or thought_prompt(config)
     limit = {"max_query_tokens": max_query_tokens} if max_query_tokens else {}
     if spec.startswith(("http://", "https://")):
         from o1_retriever.thinkers.openai import OpenAIThinker

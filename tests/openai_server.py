@@ -12,7 +12,13 @@ out of the output (the chat template put it in the prompt, as DeepSeek-R1's does
 (``"reasoning_content"``: vLLM before 0.11 and llama.cpp; ``"reasoning"``: vLLM 0.11+ and
 Ollama), leaving ``content`` the answer, or null when the budget ran out inside the reasoning.
 ``blank`` answers the first ``blank`` choices (over all requests; ``-1``: all of them) with
-nothing usable: an empty string, whitespace, or an empty think block, in turn."""
+nothing usable: an empty string, whitespace, or an empty think block, in turn.
+
+``/completions`` (a completion prompt, for base models) answers each choice with the text
+``" thought <i> about <prompt end>"`` followed by a blank line and a next query, which the
+thinker must cut away. ``models`` names the only models served (another name gets HTTP 404, as
+vLLM and Ollama answer); ``chat_template=False`` serves a base model: chat completions get HTTP
+400 (no chat template), as vLLM answers."""
 
 from __future__ import annotations
 
@@ -28,22 +34,29 @@ class OpenAIStub:
         *,
         fail_first: int = 0,
         fail_always: bool = False,
+        fail_status: int = 503,
         hang: float = 0.0,
         numbered: bool = False,
         reasoning: bool = False,
         template_opens_think: bool = False,
         reasoning_field: str | None = None,
         blank: int = 0,
+        models: tuple[str, ...] | None = None,
+        chat_template: bool = True,
     ) -> None:
         self.numbered = numbered  # answers name the request number, so every request answers differently
         self.reasoning = reasoning
         self.template_opens_think = template_opens_think
         self.reasoning_field = reasoning_field
         self.blank = blank
+        self.models = models
+        self.chat_template = chat_template
+        self.paths: list[str] = []  # the path of every request, in order
         self.choices_sent = 0
         self._count_lock = threading.Lock()
         self.fail_first = fail_first
         self.fail_always = fail_always
+        self.fail_status = fail_status  # 503: overloaded (may heal); 401: refused credentials (never heals)
         self.hang = hang
         self.requests: list[tuple[float, dict, dict]] = []  # (time, headers, body)
         self._release = threading.Event()
@@ -56,11 +69,24 @@ class OpenAIStub:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 stub.requests.append((time.monotonic(), dict(self.headers), body))
+                stub.paths.append(self.path)
                 n = len(stub.requests)
                 if stub.hang:
                     stub._release.wait(stub.hang)
                 if stub.fail_always or n <= stub.fail_first:
-                    self._send(503, {"error": {"message": "overloaded"}})
+                    self._send(stub.fail_status, {"error": {"message": "overloaded" if stub.fail_status >= 500 else f"HTTP {stub.fail_status}"}})
+                    return
+                if stub.models is not None and body.get("model") not in stub.models:
+                    self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
+                    return
+                if self.path.endswith("/completions") and not self.path.endswith("/chat/completions"):
+                    about = body["prompt"][-20:]
+                    texts = [f" thought {i} about {about}\n\nQuery: another question" for i in range(int(body.get("n", 1)))]
+                    choices = [{"index": i, "text": t, "finish_reason": "length"} for i, t in enumerate(texts)]
+                    self._send(200, {"id": "x", "object": "text_completion", "model": body.get("model"), "choices": choices})
+                    return
+                if not stub.chat_template:
+                    self._send(400, {"error": {"message": "this model has no chat template"}})
                     return
                 about = f"request {n}" if stub.numbered else body["messages"][0]["content"][-20:]
                 choices = []
@@ -72,7 +98,7 @@ class OpenAIStub:
                     if stub.blank < 0 or sent <= stub.blank:
                         message = {"role": "assistant", "content": _BLANKS[sent % len(_BLANKS)]}
                     elif stub.reasoning:
-                        message, finish = stub._reasoning_message(i, about, int(body.get("max_tokens", 16)))
+                        message, finish = stub._reasoning_message(i, about, int(body.get("max_tokens") or body.get("max_completion_tokens") or 16))
                     else:
                         message = {"role": "assistant", "content": f"thought {i} about {about}"}
                     choices.append({"index": i, "message": message, "finish_reason": finish})

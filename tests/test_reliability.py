@@ -187,7 +187,7 @@ def test_thinker_down_falls_back_visibly_and_strict_raises(encoder, tmp_path, ca
         assert result.to_dict()["fallback"] is True
         assert result.hits[0].id == "mercury.md#0"  # the plain query still finds it
         assert "retrying in" in caplog.text and "falling back to plain query embeddings" in caplog.text
-        assert len(server.requests) == 3  # 1 try + 2 retries
+        assert len(server.requests) == 4  # the one-token preflight (a server down is not a refusal), then 1 try + 2 retries
         strict = ThinkingEmbedder(OpenAIThinker(server.url, "stub", retries=0), encoder, strict=True)
         with pytest.raises(ThinkerError, match="HTTP 503"):
             ChromaIndex("docs", strict, path=tmp_path).search("Which metal?", k=2)
@@ -220,7 +220,7 @@ def test_cli_thinker_timeout_bounds_a_hanging_server(encoder, tmp_path, model_ho
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
     assert payload["fallback"] is True and payload["results"][0]["id"] == "mercury.md#0"
-    assert requests == 4  # 1 try + 3 retries, each cut at 0.5 s instead of the 30 s the server hangs
+    assert requests == 5  # the preflight, then 1 try + 3 retries, each cut at 0.5 s instead of the 30 s the server hangs
     assert "timed out" in " ".join(done.stderr.split())
 
 
@@ -413,8 +413,9 @@ def test_a_query_without_usable_thoughts_falls_back_visibly_and_is_not_cached(en
 
 
 def test_only_the_query_without_thoughts_falls_back_in_a_batch(encoder, tmp_path):
-    # one request at a time, so the first query gets all 2k=4 blank samples and the second none
-    with OpenAIStub(blank=4) as stub:
+    # one request at a time, so after the preflight's one sample the first query gets all 2k=4
+    # blank samples and the second none
+    with OpenAIStub(blank=5) as stub:
         embedder = ThinkingEmbedder(OpenAIThinker(stub.url, "stub", concurrency=1), encoder, thoughts=2, cache=tmp_path / "c.sqlite")
         first, second = embedder.embed_queries(["Why is the sky blue?", "What causes tides?"], return_thoughts=True)
     assert first.fallback and not first.thinking and first.thoughts == []
@@ -425,12 +426,13 @@ def test_empty_thoughts_are_dropped_and_the_cache_keeps_what_was_kept(encoder, t
     from o1_retriever import ThoughtCache
 
     cache = ThoughtCache(tmp_path / "c.sqlite")
-    # k=3: the first 3 + 1 samples are blank, so after 2k=6 samples only 2 are usable
-    with OpenAIStub(blank=4) as stub:
+    # k=3: after the preflight's one sample, the first 3 + 1 samples are blank, so after 2k=6
+    # samples only 2 are usable
+    with OpenAIStub(blank=5) as stub:
         embedder = ThinkingEmbedder(OpenAIThinker(stub.url, "stub"), encoder, thoughts=3, aggregation="o1", cache=cache)
         result = embedder.embed_query("Why is the sky blue?", return_thoughts=True)
         requests = len(stub.requests)
-    assert requests == 2 and not result.fallback and result.thinking
+    assert requests == 3 and not result.fallback and result.thinking  # the preflight and 2
     assert len(result.thoughts) == 2 and all(t.strip() for t in result.thoughts)
     strings = [encoder.query_text("Why is the sky blue?", t) for t in result.thoughts]  # no string for the empty one
     assert np.allclose(result.vector, normalize(encoder.encode_queries(strings).mean(axis=0, keepdims=True))[0], atol=1e-5)

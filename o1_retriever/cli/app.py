@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from o1_retriever.config import EmbedderConfig
 from o1_retriever.errors import O1RetrieverError
-from o1_retriever.prompts import PROMPTS
+from o1_retriever.prompts import PROMPT_NAMES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Thinking before retrieval (O1 Embedder) on Chroma.")
 out = Console()
@@ -37,7 +37,7 @@ _MODEL_OPTIONS: list[inspect.Parameter] = [
         ("model", Annotated[Optional[str], typer.Option(help="A unified O1 model (thinks and embeds); replaces --thinker/--encoder.", rich_help_panel=_MODEL_PANEL)]),
         ("aggregation", Annotated[str, typer.Option(help="o1 | o1+query | hyde.", rich_help_panel=_MODEL_PANEL)]),
         ("thoughts", Annotated[int, typer.Option(min=1, help="Thoughts per query (k).", rich_help_panel=_MODEL_PANEL)]),
-        ("prompt", Annotated[str, typer.Option(help="Thought prompt: " + " | ".join(PROMPTS) + ".", rich_help_panel=_MODEL_PANEL)]),
+        ("prompt", Annotated[str, typer.Option(help="Thought prompt: " + " | ".join(PROMPT_NAMES) + ". auto: passage, or passage-raw (a completion prompt; /v1/completions on a server) for a model without a chat template.", rich_help_panel=_MODEL_PANEL)]),
         ("max_new_tokens", Annotated[int, typer.Option(min=1, help="Tokens per thought.", rich_help_panel=_MODEL_PANEL)]),
         ("temperature", Annotated[float, typer.Option(min=0.0, help="Sampling temperature.", rich_help_panel=_MODEL_PANEL)]),
         ("seed", Annotated[int, typer.Option(help="Sampling seed.", rich_help_panel=_MODEL_PANEL)]),
@@ -117,4 +117,5 @@ def open_index(collection: str, config: EmbedderConfig, db: Path | None, host: s
         open_collection(client, collection)
     with err.status("loading models"):
         embedder = ThinkingEmbedder.from_config(config)
+        embedder.check_thinker()  # a thinker that cannot think is refused before any work
     return ChromaIndex(collection, embedder, client=client, create=create)

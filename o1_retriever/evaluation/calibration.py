@@ -17,7 +17,7 @@ from pathlib import Path
 from o1_retriever.config import EmbedderConfig
 from o1_retriever.embedder import ThinkingEmbedder
 from o1_retriever.evaluation.beir import BeirDataset
-from o1_retriever.evaluation.retrieval import RetrievalResults, System, evaluate_retrieval
+from o1_retriever.evaluation.retrieval import EvaluationError, RetrievalResults, System, evaluate_retrieval
 from o1_retriever.gate import DEPTH, OBJECTIVES, Calibration, GateError, calibrate
 
 
@@ -44,6 +44,8 @@ def calibrate_gate(
     always = System(f"thinking[{aggregation}]", "thinking", aggregation)
     results = evaluate_retrieval(dataset, [System("dense", "dense"), always], config, embedder=embedder, db=db, show_progress=show_progress)
     dense, thinking = results.system("dense"), results.system(always.name)
+    if thinking.failed:  # a gate fitted on no thinking would say nothing
+        raise EvaluationError(f"cannot calibrate: {always.name} failed ({thinking.failed})")
     scores = {q: list(hits.values())[:DEPTH] for q, hits in dense.run.items()}
     fitted = calibrate(
         scores,

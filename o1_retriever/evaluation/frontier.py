@@ -30,7 +30,7 @@ import numpy as np
 from o1_retriever.config import EmbedderConfig
 from o1_retriever.embedder import ThinkingEmbedder
 from o1_retriever.evaluation.beir import BeirDataset
-from o1_retriever.evaluation.retrieval import DocumentStore, System, evaluate_retrieval
+from o1_retriever.evaluation.retrieval import DocumentStore, EvaluationError, System, evaluate_retrieval
 from o1_retriever.gate import DEPTH, GateProfile
 from o1_retriever.thinkers.base import SamplingConfig
 
@@ -97,6 +97,9 @@ def frontier(
     gate = gate or GateProfile.load()
     base = ThinkingEmbedder.from_config(config)
     agg = config.aggregation
+    for k in thoughts:  # a thinker that cannot think (or a setting that cannot fit) is refused before any work
+        for t in tokens:
+            ThinkingEmbedder(base.thinker, base.encoder, thoughts=k, sampling=_sampling(config, t)).check_thinker()
     store = DocumentStore(dataset, base, db=db, show_progress=show_progress)  # embedded once, shared by every setting
     reference = evaluate_retrieval(dataset, [System("bm25", "bm25"), System("dense", "dense"), System("hybrid", "hybrid")], config, embedder=base, store=store, show_progress=show_progress)
     dense = reference.system("dense")
@@ -113,12 +116,15 @@ def frontier(
     )
     for k in thoughts:
         for t in tokens:
-            sampling = SamplingConfig(max_new_tokens=t, temperature=config.sampling.temperature, top_p=config.sampling.top_p, seed=config.sampling.seed)
+            sampling = _sampling(config, t)
             embedder = ThinkingEmbedder(base.thinker, base.encoder, aggregation=agg, thoughts=k, sampling=sampling, cache=base.cache, strict=base.strict)
             results = evaluate_retrieval(
                 dataset, [System(f"thinking[{agg}]", "thinking", agg), System("thinking[auto]", "auto", agg), System("bm25+thinking", "bm25+thinking", agg), System("hybrid+thinking", "hybrid+thinking", agg)],
                 config, embedder=embedder, gate=gate, store=store, show_progress=show_progress,
             )
+            failed = [s for s in results.systems if s.failed]
+            if failed:  # a point with no thinking in it would sit on the dense line as if measured
+                raise EvaluationError(f"frontier: k={k}, {t} tokens: {failed[0].name} failed ({failed[0].failed})")
             fresh = ThinkingEmbedder(base.thinker, base.encoder, aggregation=agg, thoughts=k, sampling=sampling, cache=None, strict=base.strict)
             think_ms = _thinking_latencies(fresh, store, [dataset.queries[q] for q in sample])
             always_ms = think_ms
@@ -145,6 +151,11 @@ def frontier(
                     mode=mode,
                 ))
     return out
+
+
+def _sampling(config: EmbedderConfig, tokens: int) -> SamplingConfig:
+    """The sampling of one setting: the config's, with ``tokens`` new tokens per thought."""
+    return SamplingConfig(max_new_tokens=tokens, temperature=config.sampling.temperature, top_p=config.sampling.top_p, seed=config.sampling.seed)
 
 
 def _plain_latencies(embedder: ThinkingEmbedder, store: DocumentStore, queries: list[str], gate: GateProfile) -> list[tuple[float, bool]]:

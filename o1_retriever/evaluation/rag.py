@@ -259,7 +259,8 @@ def evaluate_rag(
     """Retrieve top-``k`` with and without thinking, answer with ``reader``, score with RAGAS."""
     import tempfile
 
-    from o1_retriever.evaluation.retrieval import DocumentStore, counting, think_all
+    from o1_retriever.evaluation.retrieval import DocumentStore
+    from o1_retriever.evaluation.thinking import counting, think_all
 
     config = config or EmbedderConfig()
     qids = list(dataset.queries)
@@ -268,6 +269,7 @@ def evaluate_rag(
     embedder = embedder or ThinkingEmbedder.from_config(config)
     if embedder.thinker is None:
         raise O1RetrieverError("rag-eval compares answers with and without thinking: it needs a thinker")
+    embedder.check_thinker()  # a thinker that cannot think is refused before the corpus is embedded
     store = DocumentStore(dataset, embedder, db=db, show_progress=show_progress)
     reader = reader or Reader(device=config.device)
     questions = [dataset.queries[q] for q in qids]
@@ -275,7 +277,10 @@ def evaluate_rag(
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="o1-rag-") as tmp, counting(embedder, Path(tmp)):
         # without a cache of its own, the embedder gets a temporary one: thoughts are generated once
-        think_s = think_all(embedder, questions, show_progress=show_progress)
+        phase = think_all(embedder, questions, show_progress=show_progress)
+        if phase.failed == len(questions):  # the "with thinking" answers would be the plain ones
+            raise O1RetrieverError(f"rag-eval: thinking failed for every question: {phase.error}")
+        think_s = phase.seconds
         _retrieve_and_answer(dataset, qids, questions, embedder, store, reader, k, show_progress, records, timings)
     score_records(records, store.texts, judge=judge, show_progress=show_progress)
     variants = list(dict.fromkeys(r.variant for r in records))

@@ -24,7 +24,8 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 def retrieval_table(results: RetrievalResults) -> str:
     """One row per system: metrics, nDCG@10 against dense (and auto against always thinking)
-    in points with paired bootstrap 95 % intervals, latency (mean, p95), thought share."""
+    in points with paired bootstrap 95 % intervals, latency (mean, p95), thought share. A system
+    that failed (thinking failed for all its queries) shows no figures, only "failed" and why."""
     comparisons = results.comparisons
     headers = ["system", *MEASURES, "nDCG@10 vs dense", "vs always (auto) or own no-thinking (unified)", "latency ms/query", "p95 ms", "thought share", "thoughts/query", "generated/query"]
 
@@ -42,6 +43,8 @@ def retrieval_table(results: RetrievalResults) -> str:
             s.name, *(s.metrics[m] for m in MEASURES), versus(s.name, "dense"), versus(s.name, None),
             f"{s.latency_ms:.1f}", f"{s.latency_p95_ms:.1f}", f"{s.thought_share:.0%}", f"{s.thoughts_per_query:g}", f"{s.generated_per_query:g}",
         ]
+        if not s.failed
+        else [s.name, *("—" for _ in MEASURES), f"failed: {s.failed}", "", "—", "—", f"{s.thought_share:.0%}", "—", "—"]
         for s in results.systems
     ]
     return markdown_table(headers, rows)
@@ -65,20 +68,23 @@ def pyplot():
 
 
 def retrieval_plot(results: RetrievalResults, path: Path) -> Path:
-    """Bar chart of nDCG@10 per system, with the mean query latency beside it."""
+    """Bar chart of nDCG@10 per system, with the mean query latency beside it; a failed system
+    has no bars, only the word "failed" (its reason is in the table and results.json)."""
     plt = pyplot()
     names = [s.name for s in results.systems]
+    ndcg = [0.0 if s.failed else s.metrics["nDCG@10"] for s in results.systems]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(4 + 1.6 * len(names), 4))
-    bars = ax1.bar(names, [s.metrics["nDCG@10"] for s in results.systems], color="tab:blue")
-    ax1.bar_label(bars, fmt="%.3f")
-    ax1.set_ylim(0, max([s.metrics["nDCG@10"] for s in results.systems] + [0.1]) * 1.15)
+    bars = ax1.bar(names, ndcg, color="tab:blue")
+    ax1.bar_label(bars, labels=["failed" if s.failed else f"{v:.3f}" for s, v in zip(results.systems, ndcg)])
+    ax1.set_ylim(0, max(ndcg + [0.1]) * 1.15)
     ax1.set_ylabel("nDCG@10")
     ax1.set_title(f"{results.dataset} ({results.split}, {results.queries} queries)")
-    bars = ax2.bar(names, [s.latency_ms for s in results.systems], color="tab:orange")
-    ax2.bar_label(bars, fmt="%.0f")
+    latency = [0.0 if s.failed else s.latency_ms for s in results.systems]
+    bars = ax2.bar(names, latency, color="tab:orange")
+    ax2.bar_label(bars, labels=["failed" if s.failed else f"{v:.0f}" for s, v in zip(results.systems, latency)])
     ax2.set_ylabel("mean latency (ms/query)")
     ax2.set_yscale("symlog", linthresh=1.0)
-    ax2.set_ylim(0, max([s.latency_ms for s in results.systems] + [1.0]) * 4)
+    ax2.set_ylim(0, max(latency + [1.0]) * 4)
     ax2.set_title("query latency")
     for ax in (ax1, ax2):
         ax.tick_params(axis="x", rotation=30)

@@ -16,8 +16,10 @@
   time of the query's own thoughts in this run (thoughts read from the cache cost nothing; a
   llama.cpp thinker generates one query at a time, so its per-query times are exact). Each
   system reports the mean and the 95th percentile, and the share of queries that thought.
-* Thoughts are generated once per run (batched, with a progress bar) through
-  :meth:`ThinkingEmbedder.think`; every thinking system then reads them from the thought cache.
+* Thoughts are generated once per run (:mod:`o1_retriever.evaluation.thinking`); every thinking
+  system then reads them from the thought cache. A thinker that cannot think is refused before
+  the documents are embedded; a thinking system whose queries all fell back is marked failed
+  with the reason (``SystemResult.failed``), never reported with the plain query's figures.
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ import logging
 import re
 import tempfile
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -42,7 +44,7 @@ from o1_retriever.errors import O1RetrieverError
 from o1_retriever.evaluation.beir import BeirDataset
 from o1_retriever.evaluation.hybrid import KEYWORD_KINDS, corpus_bm25, keyword_references, keyword_system
 from o1_retriever.evaluation.metrics import evaluate_run
-from o1_retriever.thinkers.base import SamplingConfig, Thinker
+from o1_retriever.evaluation.thinking import Generation, counting, failure_reason, think_all
 
 if TYPE_CHECKING:
     from o1_retriever.gate import GateProfile
@@ -167,35 +169,6 @@ def exact_search(vectors: np.ndarray, matrix: np.ndarray, ids: Sequence[str], k:
     return out
 
 
-# -- counting generated thoughts -----------------------------------------------------------------
-class CountingThinker(Thinker):
-    """Wraps a thinker and counts the thoughts it actually generates (cache hits never reach it),
-    and the seconds spent generating for each query (a batch's time split evenly over it)."""
-
-    def __init__(self, inner: Thinker) -> None:
-        self.inner = inner
-        self.prompt = inner.prompt
-        self.batches_queries = inner.batches_queries
-        self.generated = 0
-        self.seconds: dict[str, float] = {}
-
-    @property
-    def identity(self) -> str:
-        return self.inner.identity
-
-    def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
-        start = time.perf_counter()
-        out = self.inner.think(queries, k, sampling)
-        each = (time.perf_counter() - start) / max(1, len(queries))
-        for q in queries:
-            self.seconds[q] = self.seconds.get(q, 0.0) + each
-        self.generated += sum(len(t) for t in out)
-        return out
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 # -- results -------------------------------------------------------------------------------------
 @dataclass
 class SystemResult:
@@ -211,6 +184,7 @@ class SystemResult:
     decisions: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # auto: the gate's
     run: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
     thoughts: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    failed: str | None = None  # why a thinking system has no result (its queries all fell back)
 
     @property
     def latency_ms(self) -> float:
@@ -227,6 +201,8 @@ class SystemResult:
         return sum(self.thought.values()) / len(self.thought) if self.thought else 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        if self.failed:  # its figures would be the plain query's: none are written
+            return {"failed": self.failed, "thought_share": self.thought_share, "fallbacks": self.fallbacks}
         out = {
             "metrics": self.metrics,
             "latency_ms": self.latency_ms,
@@ -273,9 +249,9 @@ class RetrievalResults:
         95 % interval."""
         from o1_retriever.evaluation.stats import paired_difference
 
-        names = {s.name: s for s in self.systems}
+        names = {s.name: s for s in self.systems if not s.failed}
         out: dict[str, dict[str, Any]] = {}
-        for s in self.systems:
+        for s in names.values():
             refs = {}
             if "dense" in names and s.name != "dense":
                 refs["dense"] = names["dense"]
@@ -293,48 +269,6 @@ class RetrievalResults:
 
 
 # -- the runner ----------------------------------------------------------------------------------
-def think_all(embedder: ThinkingEmbedder, queries: list[str], *, batch: int = 16, show_progress: bool = True, desc: str = "thinking") -> float:
-    """Generate (or read from the cache) the thoughts of every query in batches, with a progress
-    bar (one query per call for a thinker that does not batch across queries, so a wrapping
-    :class:`CountingThinker` times each query). Returns the seconds spent."""
-    from tqdm.auto import tqdm
-
-    if embedder.thinker is not None and not embedder.thinker.batches_queries:
-        batch = 1
-    start = time.perf_counter()
-    with tqdm(total=len(queries), desc=desc, unit="query", disable=not show_progress) as bar:
-        for i in range(0, len(queries), batch):
-            part = queries[i : i + batch]
-            try:
-                embedder.think(part)
-            except O1RetrieverError as exc:
-                if embedder.strict:
-                    raise
-                log.warning("thinking failed for %d queries (they fall back to plain embeddings): %s", len(part), exc)
-            bar.update(len(part))
-    return time.perf_counter() - start
-
-
-@contextmanager
-def counting(embedder: ThinkingEmbedder, tmp: Path) -> Iterator[CountingThinker | None]:
-    """For the length of a run: count generated thoughts, and give an embedder without a thought
-    cache a temporary one (so every thinking system of the run reuses the same thoughts). The
-    embedder is restored afterwards."""
-    if embedder.thinker is None:
-        yield None
-        return
-    saved = embedder.thinker, embedder.cache
-    try:
-        if embedder.cache is None:
-            from o1_retriever.cache import ThoughtCache
-
-            embedder.cache = ThoughtCache(tmp / "thoughts.sqlite")
-        embedder.thinker = CountingThinker(embedder.thinker)
-        yield embedder.thinker
-    finally:
-        embedder.thinker, embedder.cache = saved
-
-
 def evaluate_retrieval(
     dataset: BeirDataset,
     systems: Sequence[System],
@@ -367,6 +301,8 @@ def evaluate_retrieval(
     with tempfile.TemporaryDirectory(prefix="o1-eval-") as tmp, ExitStack() as stack:
         if embedder is None and kinds & (STORE_KINDS | THINKING_KINDS):
             embedder = ThinkingEmbedder.from_config(config if needs_thinker else replace(config, thinker="none"))
+        if needs_thinker and embedder is not None:
+            embedder.check_thinker()  # a thinker that cannot think is refused before the corpus is embedded
         if kinds & STORE_KINDS and store is None:
             assert embedder is not None
             store = DocumentStore(dataset, embedder, db=db, show_progress=show_progress)
@@ -375,8 +311,8 @@ def evaluate_retrieval(
         if needs_thinker:
             if counter is None:
                 raise EvaluationError("the hyde/thinking/auto/+thinking systems need a thinker (got --thinker none)")
-            think_all(embedder, texts, show_progress=show_progress)
-            generation = Generation(dict(counter.seconds), counter.generated)  # what this run generated, once
+            phase = think_all(embedder, texts, show_progress=show_progress)
+            generation = Generation(dict(counter.seconds), counter.generated, phase.error)  # what this run generated, once
         bm25 = corpus_bm25(dataset, store, show_progress) if kinds & set(KEYWORD_KINDS) else None
         for system in systems:
             if system.kind in KEYWORD_KINDS:
@@ -395,8 +331,8 @@ def evaluate_retrieval(
             u_counter = stack.enter_context(counting(u_embedder, Path(tmp) / "unified"))
             u_generation = Generation()
             if any(s.kind == "unified" for s in systems):
-                think_all(u_embedder, texts, show_progress=show_progress, desc="thinking (unified)")
-                u_generation = Generation(dict(u_counter.seconds), u_counter.generated) if u_counter else Generation()
+                phase = think_all(u_embedder, texts, show_progress=show_progress, desc="thinking (unified)")
+                u_generation = Generation(dict(u_counter.seconds), u_counter.generated, phase.error) if u_counter else Generation()
             for system in systems:
                 if system.kind == "unified-dense":
                     results.append(_dense(replace(system, kind="dense"), dataset, u_embedder, u_store, texts, qids, k, u_generation))
@@ -420,19 +356,6 @@ def evaluate_retrieval(
     return RetrievalResults(dataset.name, dataset.split, len(qids), settings, results)
 
 
-@dataclass
-class Generation:
-    """What a run's thinking phase generated: seconds per query text (queries whose thoughts
-    came from the cache are absent) and the number of thoughts. Every system reads the same
-    snapshot, so a system never pays for another's generation."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-    thoughts: int = 0
-
-    def ms(self, query: str) -> float:
-        return 1000 * self.seconds.get(query, 0.0)
-
-
 def _dense(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, store: DocumentStore, texts: list[str], qids: list[str], k: int, generation: Generation) -> SystemResult:
     thinking = system.kind == "thinking"
     embedder.forget_vectors()  # every system pays for its own encoding
@@ -444,6 +367,7 @@ def _dense(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, sto
     run = dict(zip(qids, hits))
     metrics, per_query = evaluate_run(dataset.qrels, run)
     n = max(1, len(qids))
+    thought = {q: bool(e.thinking and e.thoughts) for q, e in zip(qids, embedded)}
     return SystemResult(
         system.name,
         metrics,
@@ -453,9 +377,10 @@ def _dense(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, sto
         sum(e.fallback for e in embedded),
         per_query,
         aggregation=system.aggregation if thinking else None,
-        thought={q: bool(e.thinking and e.thoughts) for q, e in zip(qids, embedded)},
+        thought=thought,
         run=run,
         thoughts={q: e.thoughts for q, e in zip(qids, embedded)} if thinking else {},
+        failed=failure_reason(thought, len(qids) if thinking else 0, generation),
     )
 
 
@@ -476,6 +401,7 @@ def _auto(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, stor
     metrics, per_query = evaluate_run(dataset.qrels, run)
     thoughts = {qids[i]: done.embeddings[i].thoughts for i in chosen}
     n = max(1, len(qids))
+    thought = {q: bool(e.thinking and e.thoughts) for q, e in zip(qids, done.embeddings)}
     return SystemResult(
         system.name,
         metrics,
@@ -485,8 +411,9 @@ def _auto(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, stor
         sum(done.embeddings[i].fallback for i in chosen),
         per_query,
         aggregation=system.aggregation,
-        thought={q: bool(e.thinking and e.thoughts) for q, e in zip(qids, done.embeddings)},
+        thought=thought,
         decisions={q: d.to_dict() for q, d in zip(qids, done.decisions)},
         run=run,
         thoughts=thoughts,
+        failed=failure_reason(thought, len(chosen), generation),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 from o1_retriever.prompts import ThoughtPrompt
 
@@ -60,8 +61,24 @@ class Thinker(ABC):
         :func:`clean_thought`. A sample with nothing usable in it is ``""``: the embedder
         drops it (it never embeds an empty thought)."""
 
+    def check(self, k: int, sampling: SamplingConfig) -> None:  # noqa: B027 - optional hook
+        """Preflight, cheap and before any work: raise
+        :class:`~o1_retriever.errors.ThinkerUnavailableError` when no query can get ``k``
+        thoughts of ``sampling`` (a chat prompt for a model without a chat template, a prompt
+        that cannot fit, a server that refuses the model). A failure that may heal (a server
+        down) is not raised here: each call then falls back on its own. Default: nothing to
+        check. Callers go through :meth:`o1_retriever.ThinkingEmbedder.check_thinker`."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (HTTP clients, ...)."""
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """``text`` up to the first stop string that follows some written text (a completion that
+    opens with a blank line is not cut to nothing)."""
+    start = len(text) - len(text.lstrip())
+    ends = [i for i in (text.find(s, start) for s in stop if s) if i >= 0]
+    return text[: min(ends)] if ends else text
 
 
 #: Reasoning models (DeepSeek-R1 distills, Qwen3 in thinking mode, QwQ) wrap their reasoning in

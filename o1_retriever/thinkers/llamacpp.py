@@ -16,9 +16,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from o1_retriever.errors import ModelLoadError, ThinkerError
-from o1_retriever.prompts import PASSAGE_PROMPT, ThoughtPrompt
-from o1_retriever.thinkers.base import SamplingConfig, Thinker, clean_thought
+from o1_retriever.errors import ModelLoadError, ThinkerError, ThinkerUnavailableError
+from o1_retriever.prompts import ThoughtPrompt, no_chat_template, prompt_for_model
+from o1_retriever.thinkers.base import SamplingConfig, Thinker, clean_thought, cut_at_stop
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,9 @@ class LlamaCppThinker(Thinker):
     Args:
         model: ``"smollm2"`` or a path to a ``.gguf`` file.
         prompt: a chat prompt uses the chat template stored in the GGUF; a raw prompt
-            (``chat=False``, the unified O1 format) is completed as it is.
+            (``chat=False``: base models, the unified O1 format) is completed as it is, up to
+            its stop strings. ``None``: ``passage`` when the GGUF has a chat template, else
+            ``passage-raw`` (:func:`~o1_retriever.prompts.prompt_for_model`).
         n_threads: CPU threads for decoding, single tokens and batches alike (default:
             llama-cpp-python's choice, half the cores for single tokens and all of them for
             batches). One thread avoids the threads' spin-waits on a CPU shared with other work.
@@ -92,7 +94,7 @@ class LlamaCppThinker(Thinker):
         self,
         model: str = "smollm2",
         *,
-        prompt: ThoughtPrompt = PASSAGE_PROMPT,
+        prompt: ThoughtPrompt | None = None,
         n_threads: int | None = None,
         n_ctx: int = 2048,
         max_query_tokens: int = 256,
@@ -103,7 +105,7 @@ class LlamaCppThinker(Thinker):
         self.path = resolve_gguf(model)
         self._name = "smollm2-gguf" if model == "smollm2" else self.path.name
         self.llm = load_llama(self.path, n_threads)
-        self.prompt = prompt
+        self.prompt = prompt_for_model(prompt, has_chat_template=self._has_chat_template(), model=self.identity)
         self.n_ctx = n_ctx
         self.max_query_tokens = max_query_tokens
         self.share_prefill = share_prefill
@@ -130,12 +132,31 @@ class LlamaCppThinker(Thinker):
         with self._lock:
             return [self._think_one(q, k, sampling) for q in queries]
 
+    def _has_chat_template(self) -> bool:
+        return bool(self.llm.metadata.get("tokenizer.chat_template"))
+
+    def check(self, k: int, sampling: SamplingConfig) -> None:
+        """A chat prompt needs the GGUF's chat template, and the prompt's own tokens plus k
+        thoughts must fit the context (whatever the query)."""
+        if self.prompt.chat and not self._has_chat_template():
+            raise no_chat_template(self.identity, self.prompt)
+        tokens, _ = self._prompt_tokens("?")
+        if self._cells(len(tokens), k, sampling) > self.n_ctx:
+            raise ThinkerUnavailableError(
+                f"{self.identity}: the prompt {self.prompt.name!r} ({len(tokens)} tokens) and {k} thoughts of "
+                f"{sampling.max_new_tokens} tokens exceed its context of {self.n_ctx} tokens: ask for fewer or shorter thoughts"
+            )
+
+    def _cells(self, prompt_tokens: int, k: int, sampling: SamplingConfig) -> int:
+        """KV cells one query needs: its prompt (once when shared, else once per sample) and k thoughts."""
+        return (prompt_tokens if self.share_prefill else k * prompt_tokens) + k * sampling.max_new_tokens
+
     def _formatter(self) -> Any:
-        """The GGUF's own chat template (None: the model has none)."""
+        """The GGUF's own chat template, for a chat prompt."""
         if self._chat_formatter is None and self.prompt.chat:
             template = self.llm.metadata.get("tokenizer.chat_template")
             if not template:
-                raise ModelLoadError(f"{self.path.name} has no chat template; use a raw prompt (chat=False)")
+                raise no_chat_template(self.identity, self.prompt)
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             def text(token_id: int) -> str:
@@ -149,7 +170,7 @@ class LlamaCppThinker(Thinker):
     def _prompt_tokens(self, query: str) -> tuple[list[int], list[str]]:
         text = self.prompt.render(self._truncate(query))
         if not self.prompt.chat:
-            return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True), []
+            return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True), list(self.prompt.stop)
         formatted = self._formatter()(messages=[{"role": "user", "content": text}])
         # the template writes any BOS itself, so none is added here
         return self.llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True), list(formatted.stop or [])
@@ -213,8 +234,7 @@ class LlamaCppThinker(Thinker):
         thoughts do not depend on the other queries of the call.
         """
         tokens, stop = self._prompt_tokens(query)
-        cells = (len(tokens) if self.share_prefill else k * len(tokens)) + k * sampling.max_new_tokens
-        if cells > self.n_ctx:
+        if self._cells(len(tokens), k, sampling) > self.n_ctx:
             raise ThinkerError(
                 f"prompt of {len(tokens)} tokens + {k} x {sampling.max_new_tokens} new ones exceed n_ctx={self.n_ctx}"
             )
@@ -276,7 +296,7 @@ class LlamaCppThinker(Thinker):
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     continue
                 out[seq].append(token)
-                if stop and any(s in self._text(out[seq]) for s in stop):
+                if stop and len(cut_at_stop(text := self._text(out[seq]), stop)) < len(text):
                     continue
                 live.append((seq, token))
             if not live or step == sampling.max_new_tokens - 1:
@@ -288,14 +308,7 @@ class LlamaCppThinker(Thinker):
                 b.seq_id[j][0] = seq
             ctx.decode(batch)
             sampled = {seq: samplers[seq].sample(ctx, j) for j, (seq, _) in enumerate(live)}
-        return [clean_thought(_cut(self._text(ids), stop)) for ids in out]
+        return [clean_thought(cut_at_stop(self._text(ids), stop)) for ids in out]
 
     def _text(self, ids: list[int]) -> str:
         return self.llm.detokenize(ids).decode("utf-8", errors="ignore")
-
-
-def _cut(text: str, stop: list[str]) -> str:
-    for s in stop:
-        if s in text:
-            text = text[: text.index(s)]
-    return text

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from o1_retriever.prompts import PASSAGE_PROMPT, ThoughtPrompt
-from o1_retriever.thinkers.base import SamplingConfig, Thinker, clean_thought
+from o1_retriever.prompts import ThoughtPrompt, no_chat_template, prompt_for_model
+from o1_retriever.thinkers.base import SamplingConfig, Thinker, clean_thought, cut_at_stop
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,10 @@ class TransformersThinker(Thinker):
     Args:
         model: alias (``"smollm2"``), Hugging Face id or local folder; or an already loaded
             ``(model, tokenizer)`` pair (the unified model shares its LM this way).
-        prompt: how the query is presented to the model.
+        prompt: how the query is presented to the model. ``None``: ``passage`` when the
+            tokenizer has a chat template, else ``passage-raw`` (a base model; see
+            :func:`~o1_retriever.prompts.prompt_for_model`). A raw prompt's thoughts are cut at
+            its stop strings after generation.
         batch_size: sequences (queries x k) per ``generate`` call; bounds memory.
         max_query_tokens: longer queries are cut (with a warning) so the prompt fits.
         dtype: ``"auto"`` (bfloat16 where the hardware computes it natively, else float32; see
@@ -33,7 +36,7 @@ class TransformersThinker(Thinker):
         self,
         model: str | tuple[Any, Any] = "smollm2",
         *,
-        prompt: ThoughtPrompt = PASSAGE_PROMPT,
+        prompt: ThoughtPrompt | None = None,
         batch_size: int = 48,
         max_query_tokens: int = 256,
         device: str | None = None,
@@ -45,7 +48,7 @@ class TransformersThinker(Thinker):
 
         self.dtype = resolve_dtype(dtype, device) if not isinstance(model, tuple) else str(model[0].dtype).removeprefix("torch.")
         self.model, self.tokenizer, self._name = causal_lm(model, device=device, name=name, dtype=self.dtype)
-        self.prompt = prompt
+        self.prompt = prompt_for_model(prompt, has_chat_template=bool(self.tokenizer.chat_template), model=self.identity)
         self.batch_size = batch_size
         self.max_query_tokens = max_query_tokens
         self.share_prefill = share_prefill
@@ -57,6 +60,11 @@ class TransformersThinker(Thinker):
     def identity(self) -> str:
         # float32 keeps the bare name, so thoughts cached before dtypes existed stay valid
         return f"transformers:{self._name}" + ("" if self.dtype == "float32" else f"@{self.dtype}")
+
+    def check(self, k: int, sampling: SamplingConfig) -> None:
+        """A chat prompt needs the tokenizer's chat template."""
+        if self.prompt.chat and not self.tokenizer.chat_template:
+            raise no_chat_template(self.identity, self.prompt)
 
     def render(self, query: str) -> str:
         text = self.prompt.render(self._truncate(query))
@@ -109,7 +117,7 @@ class TransformersThinker(Thinker):
             rows = {name: t.repeat_interleave(k, dim=0) for name, t in batch.items()}
         out = self.model.generate(**rows, **options)
         new = out[:, batch["input_ids"].shape[1] :]
-        texts = [clean_thought(t) for t in tok.batch_decode(new, skip_special_tokens=True)]
+        texts = [clean_thought(cut_at_stop(t, self.prompt.stop)) for t in tok.batch_decode(new, skip_special_tokens=True)]
         return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
 
     def _prefilled(self, batch: dict[str, Any], k: int) -> dict[str, Any]:

@@ -42,7 +42,7 @@ class Collator:
         mode: ``"joint"`` or ``"thinker"``.
         group_size: documents per query, 1 positive + ``group_size - 1`` hard negatives.
         thought_dropout: probability that a query is trained without its thought (joint mode).
-        prompt: the thinker prompt to clone in ``thinker`` mode.
+        prompt: the thinker prompt to clone in ``thinker`` mode (``None``: chosen by the model's chat template).
     """
 
     def __init__(
@@ -56,7 +56,7 @@ class Collator:
         max_query_tokens: int = 64,
         max_thought_tokens: int = 128,
         max_document_tokens: int = 192,
-        prompt: ThoughtPrompt = PASSAGE_PROMPT,
+        prompt: ThoughtPrompt | None = PASSAGE_PROMPT,
         seed: int = 0,
     ) -> None:
         from o1_retriever.thinkers.transformers import TransformersThinker

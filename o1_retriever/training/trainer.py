@@ -178,7 +178,7 @@ def train(
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    from o1_retriever.prompts import PROMPTS
+    from o1_retriever.prompts import PROMPT_NAMES, named_prompt
     from o1_retriever.training.collator import Collator
 
     config = config or TrainConfig()
@@ -188,8 +188,8 @@ def train(
         raise TrainingError("no training rows")
     if any(r.thought is None for r in rows):
         raise TrainingError("every row needs a 'thought': run o1-retriever synthesize first")
-    if config.prompt not in PROMPTS:
-        raise TrainingError(f"unknown prompt {config.prompt!r}; choose one of {', '.join(PROMPTS)}")
+    if config.prompt not in PROMPT_NAMES:
+        raise TrainingError(f"unknown prompt {config.prompt!r}; choose one of {', '.join(PROMPT_NAMES)}")
     out = Path(out)
     started = time.perf_counter()
     random.seed(config.seed)
@@ -208,7 +208,7 @@ def train(
         max_query_tokens=config.max_query_tokens,
         max_thought_tokens=config.max_thought_tokens,
         max_document_tokens=config.max_document_tokens,
-        prompt=PROMPTS[config.prompt],
+        prompt=named_prompt(config.prompt),
         seed=config.seed,
     )
     if config.gradient_checkpointing:

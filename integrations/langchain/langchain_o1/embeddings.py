@@ -43,7 +43,7 @@ class O1Embeddings(BaseModel, Embeddings):
     thinker_model: Optional[str] = Field(None, description="Model name on an OpenAI-compatible thinker server.")
     aggregation: str = Field("o1+query", description="'o1', 'o1+query' or 'hyde'.")
     thoughts: int = Field(3, ge=1, description="Thoughts per query (k).")
-    prompt: str = Field("passage", description="Thought prompt: 'passage' or 'paper'.")
+    prompt: str = Field("auto", description="Thought prompt: 'auto' (passage, or the completion prompt passage-raw for a model without a chat template), 'passage', 'passage-raw', 'paper' or 'o1-unified'.")
     max_new_tokens: int = Field(64, ge=1, description="Tokens per thought.")
     temperature: float = Field(0.7, ge=0.0, description="Sampling temperature.")
     seed: Optional[int] = Field(0, description="Sampling seed (same query, same thoughts).")
@@ -74,6 +74,8 @@ class O1Embeddings(BaseModel, Embeddings):
             with self._lock:
                 if self.embedder is None:
                     self.embedder = ThinkingEmbedder.from_config(self.to_config())
+                    if self.thinking:  # a thinker that cannot think is refused before any work
+                        self.embedder.check_thinker()
         return self.embedder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -44,7 +44,7 @@ class O1Embedding(BaseEmbedding):
     thinker_model: Optional[str] = Field(default=None, description="Model name on an OpenAI-compatible thinker server.")
     aggregation: str = Field(default="o1+query", description="'o1', 'o1+query' or 'hyde'.")
     thoughts: int = Field(default=3, ge=1, description="Thoughts per query (k).")
-    prompt: str = Field(default="passage", description="Thought prompt: 'passage' or 'paper'.")
+    prompt: str = Field(default="auto", description="Thought prompt: 'auto' (passage, or the completion prompt passage-raw for a model without a chat template), 'passage', 'passage-raw', 'paper' or 'o1-unified'.")
     max_new_tokens: int = Field(default=64, ge=1, description="Tokens per thought.")
     temperature: float = Field(default=0.7, ge=0.0, description="Sampling temperature.")
     seed: Optional[int] = Field(default=0, description="Sampling seed.")
@@ -83,6 +83,8 @@ class O1Embedding(BaseEmbedding):
             with self._lock:
                 if self._embedder is None:
                     self._embedder = ThinkingEmbedder.from_config(self.to_config())
+                    if self.thinking:  # a thinker that cannot think is refused before any work
+                        self._embedder.check_thinker()
         return self._embedder
 
     def _think(self) -> bool:

@@ -11,7 +11,7 @@ from llama_index.core.schema import QueryBundle
 
 from o1_retriever import ThinkingEmbedder
 from o1_retriever.aggregation import Aggregation, query_texts
-from o1_retriever.errors import ThinkerError
+from o1_retriever.errors import ThinkerError, ThinkerUnavailableError
 
 from llama_index.embeddings.o1 import O1Embedding
 from llama_index.retrievers.o1.base import as_thinking_embedder
@@ -76,7 +76,7 @@ class O1QueryTransform(BaseQueryTransform):
         try:
             thoughts = self._embedder.think([query], self._thoughts)[0]
         except ThinkerError as exc:
-            if self._embedder.strict:
+            if self._embedder.strict or isinstance(exc, ThinkerUnavailableError):  # never thinks: refused, not a fallback
                 raise
             log.warning("thinking failed, the query is used as it is: %s", exc)
             self.last_thoughts = []
