@@ -31,12 +31,12 @@ def test_index_then_search_json_contract(model_home, tmp_path, sample_corpus):
     think = run("search", "Which metal is liquid at room temperature?", "--thoughts", "2", *common, home=model_home)
     assert think.returncode == 0, think.stderr
     payload = json.loads(think.stdout)  # exactly one JSON object on stdout
-    assert set(payload) == {"query", "thinking", "thoughts", "results"}
+    assert set(payload) == {"query", "mode", "thinking", "thoughts", "results"}
     assert payload["thinking"] is True
     assert payload["query"] == "Which metal is liquid at room temperature?"
     assert len(payload["thoughts"]) == 2 and all(isinstance(t, str) for t in payload["thoughts"])
     assert len(payload["results"]) == 3
-    assert all(set(r) == {"id", "score", "text"} for r in payload["results"])
+    assert all(set(r) == ({"id", "score", "text"} | ({"ranks"} if payload["mode"] != "dense" else set())) for r in payload["results"])
     assert payload["results"][0]["id"] == "mercury.md#0"
 
     plain = run("search", "Which metal is liquid at room temperature?", "--no-think", *common, home=model_home)
