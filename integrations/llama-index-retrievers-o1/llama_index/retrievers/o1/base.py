@@ -7,25 +7,33 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
 from o1_retriever import ThinkingEmbedder
 from o1_retriever.embedder import as_thinking_embedder as core_as_thinking_embedder
-from o1_retriever.errors import CollectionError, check_top_k
+from o1_retriever.errors import ArgumentError, CollectionError, check_top_k
 from o1_retriever.gate import GateProfile
 from o1_retriever.index import ChromaIndex
 from o1_retriever.index.chroma import thinking_mode
+from o1_retriever.index.hybrid import check_mode
 
 from llama_index.embeddings.o1 import O1Embedding
 
 #: metadata keys this retriever adds to each node (kept out of LLM prompts and embeddings)
-O1_METADATA_KEYS = ["thoughts", "thinking", "fallback", "gate"]
+O1_METADATA_KEYS = ["thoughts", "thinking", "fallback", "gate", "dense_rank", "keyword_rank"]
 
 
-def as_thinking_embedder(embed_model: Union[O1Embedding, ThinkingEmbedder, None]) -> ThinkingEmbedder:
-    """The core embedder behind ``embed_model`` (``None``: the offline defaults)."""
+def as_thinking_embedder(embed_model: Any, llm: Any = None) -> ThinkingEmbedder:
+    """The core embedder behind ``embed_model`` (``None``: the offline defaults). A plain
+    LlamaIndex ``BaseEmbedding``, or an ``llm``, is wrapped in an :class:`O1Embedding` (that
+    LLM thinks, that embedding model embeds)."""
+    if llm is not None or (isinstance(embed_model, BaseEmbedding) and not isinstance(embed_model, O1Embedding)):
+        if isinstance(embed_model, (O1Embedding, ThinkingEmbedder)):
+            raise ArgumentError("embed_model already has its thinker: give llm= to O1Embedding, or give a plain embedding model with llm=")
+        return O1Embedding(llm=llm, embed_model=embed_model).thinking_embedder
     return core_as_thinking_embedder(embed_model, wrappers=(O1Embedding,), default=O1Embedding, caller="O1Retriever")
 
 
@@ -50,6 +58,9 @@ class O1Retriever(BaseRetriever):
             the built-in one).
         thoughts: thoughts per query (default: the embedder's).
         where: a Chroma metadata filter.
+        mode: ``"dense"`` (vectors), ``"keyword"`` (BM25 over the collection's keyword index) or
+            ``"hybrid"`` (both, fused by reciprocal rank; thoughts expand both sides); nodes then
+            carry ``dense_rank`` and ``keyword_rank`` in their metadata.
 
     Example::
 
@@ -78,6 +89,7 @@ class O1Retriever(BaseRetriever):
         thoughts: Optional[int] = None,
         where: Optional[Dict[str, Any]] = None,
         gate_profile: Union[str, Path, GateProfile, None] = None,
+        mode: str = "dense",
         callback_manager: Optional[CallbackManager] = None,
         verbose: bool = False,
     ) -> None:
@@ -89,25 +101,29 @@ class O1Retriever(BaseRetriever):
         self.gate = gate_profile if isinstance(gate_profile, GateProfile) else GateProfile.load(gate_profile)
         self.thoughts = thoughts
         self.where = where
+        self.mode = check_mode(mode)
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     @classmethod
     def from_vector_store(
-        cls, vector_store: Any, *, embed_model: Union[O1Embedding, ThinkingEmbedder, None] = None, **kwargs: Any
+        cls, vector_store: Any, *, embed_model: Union[O1Embedding, ThinkingEmbedder, BaseEmbedding, None] = None, llm: Any = None, **kwargs: Any
     ) -> "O1Retriever":
         """Over the collection of a ``ChromaVectorStore`` (its documents must have been embedded
-        by the same encoder, e.g. by a ``VectorStoreIndex`` with this ``embed_model``)."""
+        by the same encoder, e.g. by a ``VectorStoreIndex`` with this ``embed_model``). Bring
+        your own models: ``llm=`` a LlamaIndex LLM that thinks, with ``embed_model=`` the plain
+        embedding model that embedded the store (e.g. ``Settings.llm``, ``Settings.embed_model``)."""
         collection = getattr(vector_store, "_collection", None)
         if collection is None:
             raise CollectionError(f"expected a ChromaVectorStore, got {type(vector_store).__name__}")
-        return cls(ChromaIndex.from_collection(collection, as_thinking_embedder(embed_model)), **kwargs)
+        return cls(ChromaIndex.from_collection(collection, as_thinking_embedder(embed_model, llm)), **kwargs)
 
     @classmethod
     def from_collection(
         cls,
         collection_name: str,
         *,
-        embed_model: Union[O1Embedding, ThinkingEmbedder, None] = None,
+        embed_model: Union[O1Embedding, ThinkingEmbedder, BaseEmbedding, None] = None,
+        llm: Any = None,
         path: Union[str, Path, None] = None,
         host: Optional[str] = None,
         port: int = 8000,
@@ -120,14 +136,14 @@ class O1Retriever(BaseRetriever):
         collection is opened read-only: a missing one is a ``CollectionError`` naming those
         that exist, and nothing is created or changed."""
         index = ChromaIndex(
-            collection_name, as_thinking_embedder(embed_model), path=path, host=host, port=port, auth_token=auth_token, client=client,
+            collection_name, as_thinking_embedder(embed_model, llm), path=path, host=host, port=port, auth_token=auth_token, client=client,
             create=False,
         )
         return cls(index, **kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
         result = self.index.search(
-            query_bundle.query_str, k=self.similarity_top_k, thinking=self.thinking, thoughts=self.thoughts, where=self.where, gate=self.gate
+            query_bundle.query_str, k=self.similarity_top_k, thinking=self.thinking, thoughts=self.thoughts, where=self.where, gate=self.gate, mode=self.mode
         )
         extra: Dict[str, Any] = {"thoughts": list(result.thoughts), "thinking": result.thinking}
         if result.gate is not None:
@@ -138,6 +154,7 @@ class O1Retriever(BaseRetriever):
         for hit in result.hits:
             node = _to_node(hit.id, hit.text, hit.metadata)
             node.metadata.update(extra)
+            node.metadata.update({f"{side}_rank": rank for side, rank in (hit.ranks or {}).items()})  # keyword / hybrid mode
             for keys in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
                 keys.extend(k for k in O1_METADATA_KEYS if k not in keys)
             nodes.append(NodeWithScore(node=node, score=hit.score))

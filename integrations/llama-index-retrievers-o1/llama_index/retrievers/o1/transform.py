@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional
 
 from llama_index.core.indices.query.query_transform.base import BaseQueryTransform
 from llama_index.core.prompts.mixin import PromptDictType
@@ -42,7 +42,10 @@ class O1QueryTransform(BaseQueryTransform):
 
     Args:
         embed_model: whose thinker, sampling and thought cache are used (``O1Embedding`` or
-            a ``ThinkingEmbedder``; default: the offline models).
+            a ``ThinkingEmbedder``; default: the offline models); with ``llm``, the index's
+            plain embedding model (it only decides how query and thought are joined here).
+        llm: a LlamaIndex LLM that thinks (as ``HyDEQueryTransform(llm=...)``), e.g.
+            ``Settings.llm``; ``O1QueryTransform(llm=Settings.llm, embed_model=Settings.embed_model)``.
         thoughts: thoughts per query (default: the embedder's).
         aggregation: ``o1`` (query + thought only), ``o1+query`` (and the query alone) or
             ``hyde`` (thoughts alone); default: the embedder's.
@@ -50,13 +53,14 @@ class O1QueryTransform(BaseQueryTransform):
 
     def __init__(
         self,
-        embed_model: Union[O1Embedding, ThinkingEmbedder, None] = None,
+        embed_model: Any = None,
         *,
+        llm: Any = None,
         thoughts: Optional[int] = None,
         aggregation: Optional[str] = None,
     ) -> None:
         super().__init__()
-        self._embedder = as_thinking_embedder(embed_model)
+        self._embedder = as_thinking_embedder(embed_model, llm)
         if self._embedder.thinker is None:
             raise ThinkerError("O1QueryTransform needs an embedder with a thinker")
         if thoughts is not None and thoughts < 1:
