@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (see README):
 #   make demo   install, then index the bundled sample corpus and search it with and without thinking
 #   make test   install (with test extras), then run the whole test suite
+#   (make test-fast: the fast tier, every test not marked slow; see docs/contributing.md)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 EXTRAS ?= eval,train,langchain,llamaindex,notebooks,server,test,docs,release
 
-.PHONY: install demo test docs docs-serve notebooks clean
+.PHONY: install demo test test-fast docs docs-serve notebooks clean
 install: $(VENV)/.installed
 
 # the versions live in the packages' __init__.py files (pyproject.toml reads them)
@@ -27,6 +28,10 @@ demo: install
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# the contributor's loop: no test that loads the real models (docs/contributing.md)
+test-fast: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow"
 
 # the documentation site, built with --strict into site/ (docs-serve: live preview on 127.0.0.1:8000)
 docs: install
