@@ -30,14 +30,16 @@ SHORT = SamplingConfig(max_new_tokens=16)
 QUERY = "Which metal is liquid at room temperature?"
 
 
-def _tiny_beir(root: Path, sample_corpus: Path) -> Path:
-    """A BEIR folder of the bundled sample corpus (13 documents) and 4 questions about it."""
+def _tiny_beir(root: Path, sample_corpus: Path, answers: bool = False) -> Path:
+    """A BEIR folder of the bundled sample corpus (13 documents) and 4 questions about it (with
+    gold answers in their metadata for rag-eval)."""
     root.mkdir(parents=True)
     docs = sorted(sample_corpus.glob("*.md"))
     (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": d.stem, "title": "", "text": d.read_text()}) + "\n" for d in docs))
     questions = {"q1": ("Which metal is liquid at room temperature?", "mercury"), "q2": ("Why is the sky blue?", "rayleigh_scattering"),
                  "q3": ("How do bees tell where flowers are?", "waggle_dance"), "q4": ("What makes the tides?", "tides")}
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, (t, _) in questions.items()))
+    meta = (lambda d: {"answer": d.replace("_", " ")}) if answers else (lambda d: {})
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t, "metadata": meta(d)}) + "\n" for q, (t, d) in questions.items()))
     (root / "qrels").mkdir()
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, (_, d) in questions.items()))
     return root
@@ -119,6 +121,54 @@ def test_a_server_down_at_preflight_is_left_to_each_query_s_fallback(encoder, ca
         with caplog.at_level(logging.WARNING):
             result = embedder.embed_query(QUERY, return_thoughts=True)
         assert result.fallback and "falling back to plain query embeddings" in caplog.text
+
+
+@pytest.mark.slow
+def test_every_evaluation_entry_point_refuses_before_embedding_the_corpus(tmp_path, sample_corpus, model_home):
+    """eval, calibrate, frontier and rag-eval with a server that does not serve the model: one
+    ThinkerUnavailableError each, before the corpus is embedded (no document store is created)."""
+    from o1_retriever.evaluation import load_beir
+    from o1_retriever.evaluation.calibration import calibrate_gate
+    from o1_retriever.evaluation.frontier import frontier
+    from o1_retriever.evaluation.rag import evaluate_rag
+    from o1_retriever.evaluation.retrieval import evaluate_retrieval, parse_systems
+
+    data = load_beir(_tiny_beir(tmp_path / "beir", sample_corpus, answers=True))
+    db = tmp_path / "db"
+    with OpenAIStub(models=("served-model",)) as server:
+        config = EmbedderConfig(thinker=server.url, thinker_model="no-such-model", cache="none")
+        runs = {
+            "eval": lambda: evaluate_retrieval(data, parse_systems("dense,thinking"), config, db=db, show_progress=False),
+            "calibrate": lambda: calibrate_gate(data, config, db=db, show_progress=False),
+            "frontier": lambda: frontier(data, config, thoughts=[1], tokens=[8], db=db, show_progress=False),
+            "rag-eval": lambda: evaluate_rag(data, config, db=db, show_progress=False),
+        }
+        for name, run in runs.items():
+            with pytest.raises(ThinkerUnavailableError, match="HTTP 404"):
+                run()
+            assert not db.exists(), name
+        assert {body["model"] for _, _, body in server.requests} == {"no-such-model"} and len(server.requests) == len(runs)
+
+
+@pytest.mark.slow
+def test_search_refuses_in_one_line_and_the_adapter_before_its_first_query(encoder, tmp_path, sample_corpus, model_home):
+    from o1_retriever.cli import app
+    from o1_retriever.index import ChromaIndex, read_source
+
+    ChromaIndex("docs", ThinkingEmbedder(None, encoder), path=tmp_path / "db").add(read_source(sample_corpus), show_progress=False)
+    with OpenAIStub(models=("served-model",)) as server:
+        done = runner.invoke(app, ["search", QUERY, "--collection", "docs", "--db", str(tmp_path / "db"), "--thinker", server.url,
+                                   "--thinker-model", "no-such-model", "--cache", "none"])
+        assert done.exit_code == 2
+        lines = [line for line in done.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and "HTTP 404" in done.output and "--thinker-model" in done.output
+        assert len(server.requests) == 1  # the preflight only: no query was sent
+        langchain_o1 = pytest.importorskip("langchain_o1")
+        embeddings = langchain_o1.O1Embeddings(thinker=server.url, thinker_model="no-such-model", cache="none")
+        with pytest.raises(ThinkerUnavailableError, match="HTTP 404"):
+            embeddings.embed_documents(["Mercury is a metal."])  # the embedder is built and checked on first use
+        with pytest.raises(ThinkerUnavailableError, match="HTTP 404"):
+            embeddings.embed_query(QUERY)  # and never falls back afterwards
 
 
 # -- eval: no misleading rows ----------------------------------------------------------------------
