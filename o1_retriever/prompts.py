@@ -118,3 +118,13 @@ def no_chat_template(model: str, prompt: ThoughtPrompt) -> ThinkerUnavailableErr
         f"{model} has no chat template, so it cannot think with the chat prompt {prompt.name!r}: "
         f"use a completion prompt (--prompt {PASSAGE_RAW_PROMPT.name}), or name no prompt to have one chosen"
     )
+
+
+#: Index-time thinking (``o1-retriever adapt``): a question grounded in a passage, which the
+#: passage answers. A small model reads better than it knows, so it is asked to read. The
+#: instruction comes after the passage, the last thing the model reads before it answers.
+QUESTION_PROMPT = ThoughtPrompt(
+    name="question",
+    template="{query}\n\nWrite one short question that the passage above answers. Reply with the question only.",
+    chat=True,
+)

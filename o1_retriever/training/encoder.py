@@ -474,7 +474,7 @@ def model_card_section(meta: dict[str, Any]) -> str:
     lines = [
         "## o1-retriever",
         "",
-        f"Fine-tuned by `o1-retriever train --mode encoder` from **{meta['base']}**.",
+        f"Fine-tuned by `{meta.get('command', 'o1-retriever train --mode encoder')}` from **{meta['base']}**.",
         "",
         f"- identity (recorded in collection fingerprints): `{meta['identity']}`",
         f"- data: `{data['source']}`, {data['train_queries']} training queries ({data['rows_per_epoch']} rows per epoch), "

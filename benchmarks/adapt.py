@@ -1,0 +1,250 @@
+"""Evidence for ``o1-retriever adapt`` (adapting the encoder to a corpus without labels).
+
+Stages (each timed; every generation, training and evaluation is an ``o1-retriever``
+subprocess, the commands a user runs; every stage resumes from ``--work``):
+
+  1. ``throughput``: questions per second writing questions for the first ``--passages`` SciFact
+     abstracts with the llama.cpp SmolLM2: single-stream (one question per call, one sequence
+     at a time) against the batched generation ``adapt`` runs (the n questions of a chunk share
+     one prompt evaluation and decode together), side by side;
+  2. ``generate``: ``adapt CORPUS --generate-only`` on SciFact's corpus (5,183 abstracts) and on
+     HotpotQA-200's (1,971 paragraphs): ``--n`` questions per chunk, resumable;
+  3. ``dev``: the settings choice, on SciFact *train* claims (never the test claims): subsets of
+     the generated file (the first n' questions of each chunk, ``--questions``), trained and
+     scored with ``o1-retriever eval --split train``;
+  4. ``final``: the chosen settings on SciFact, HotpotQA-200, and SciFact with its labelled
+     train pairs added (``--pairs``); ``eval``: ``o1-retriever eval`` on SciFact test (all 300
+     claims, and the 104 whose abstracts no training claim names) and HotpotQA-200, paired
+     bootstrap 95 % intervals against MiniLM.
+
+    flock /tmp/o1-measure.lock python benchmarks/adapt.py --work /work/runs/issue21/bench --stages throughput
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import STAGES, corpus, dataset, machine, run_eval, stage, table
+
+from o1_retriever.evaluation.stats import paired_difference
+
+
+def o1(args: argparse.Namespace, *command: str) -> None:
+    cmd = [sys.executable, "-m", "o1_retriever", *command]
+    print("   $ " + " ".join(cmd), file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+
+
+def throughput(args: argparse.Namespace) -> dict:
+    from o1_retriever.prompts import QUESTION_PROMPT
+    from o1_retriever.thinkers.base import SamplingConfig
+    from o1_retriever.thinkers.llamacpp import LlamaCppThinker
+
+    passages = [(d.get("title", "") + " " + d["text"]).strip() for d in corpus("scifact", args.passages)]
+    thinker = LlamaCppThinker("smollm2", prompt=QUESTION_PROMPT, n_threads=args.threads, max_query_tokens=args.max_chunk_tokens)
+    sampling = SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=0.7, seed=0)
+    thinker.think(passages[:1], 1, sampling)  # warm-up: template prefix, context
+    rows, out = [], {}
+    with stage("throughput: single-stream"):
+        start = time.perf_counter()
+        single = [thinker.think([p], 1, sampling)[0][0] for p in passages]
+        single_s = time.perf_counter() - start
+    out["single"] = {"questions": len(single), "seconds": single_s, "per_s": len(single) / single_s}
+    rows.append(["single-stream (1 question per call)", len(single), f"{single_s:.1f}", f"{len(single) / single_s:.2f}", "1.00x"])
+    for n in args.batched_n:
+        with stage(f"throughput: {n} per chunk, batched"):
+            start = time.perf_counter()
+            got = thinker.think(passages, n, sampling)
+            seconds = time.perf_counter() - start
+        count = sum(len(g) for g in got)
+        out[f"n{n}"] = {"questions": count, "seconds": seconds, "per_s": count / seconds}
+        rows.append([f"{n} per chunk, sharing the prompt, decoded together", count, f"{seconds:.1f}", f"{count / seconds:.2f}", f"{(count / seconds) / out['single']['per_s']:.2f}x"])
+    print(f"\nQuestion generation, llama.cpp SmolLM2, {len(passages)} SciFact abstracts (cut to {args.max_chunk_tokens} tokens), "
+          f"{args.max_new_tokens} new tokens at most, {args.threads} threads")
+    print(table(["mode", "questions", "seconds", "questions/s", "vs single-stream"], rows))
+    return out
+
+
+def generate(args: argparse.Namespace, name: str) -> Path:
+    """``adapt --generate-only`` (round trip off here: the adapt stage runs it); resumes."""
+    out = args.work / "gen" / name
+    with stage(f"generate {name}"):
+        o1(args, "adapt", str(dataset(name)), "--out", str(out), "--generate-only", "--top-r", "0", *generation_options(args, name))
+    return out / "questions.jsonl"
+
+
+def generation_options(args: argparse.Namespace, name: str) -> list[str]:
+    sample = {"scifact": args.max_chunks_scifact, "hotpotqa": args.max_chunks_hotpotqa}[name]
+    return ["-n", str(args.n), "--thinker", "llamacpp:smollm2", "--thinker-threads", str(args.threads), "--max-new-tokens", str(args.max_new_tokens),
+            "--max-chunk-tokens", str(args.max_chunk_tokens), "--seed", "0", *(["--max-chunks", str(sample)] if sample else [])]
+
+
+def adapt(args: argparse.Namespace, label: str, name: str, *options: str) -> str:
+    """``adapt --questions`` on the generated file (filters, mining, training, model card)."""
+    out = args.work / "models" / label
+    if not (out / "o1_encoder.json").exists():
+        with stage(f"adapt {label}"):
+            o1(args, "adapt", str(dataset(name)), "--out", str(out), "--questions", str(args.work / "gen" / name / "questions.jsonl"),
+               *generation_options(args, name), *options)
+    return str(out)
+
+
+def evaluate(args: argparse.Namespace, name: str, label: str, encoder: str, split: str = "test", systems: str = "dense") -> dict:
+    return run_eval(f"{name}-{split}", label, dataset(name), ["--split", split, "--systems", systems, "--encoder", encoder, "--thinker", "llamacpp:smollm2",
+                                                              "--thinker-threads", str(args.threads), "--thoughts", "3", "--max-new-tokens", "64", "--seed", "0"], args.work)
+
+
+def never_named_test_queries() -> set[str]:
+    """SciFact test claims none of whose relevant abstracts a training claim names (the split of
+    benchmarks/train_encoder.py)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from train_encoder import seen_test_queries
+
+    from o1_retriever.evaluation.beir import read_split
+
+    return set(read_split(dataset("scifact"), "test")[1]) - seen_test_queries(dataset("scifact"))
+
+
+def gain_rows(label: str, res: dict, base: dict, system: str = "dense", only: set[str] | None = None) -> list:
+    pick = (lambda pq: {q: v for q, v in pq.items() if q in only}) if only is not None else (lambda pq: pq)
+    mine, ref = pick(res["systems"][system]["per_query"]), pick(base["systems"]["dense"]["per_query"])
+    mean = sum(v["nDCG@10"] for v in mine.values()) / len(mine)
+    return [label, len(mine), f"{mean:.4f}", str(paired_difference(ref, mine))]
+
+
+def multivector(args: argparse.Namespace, questions: Path, split: str = "train") -> list:
+    """Questions as extra vectors (LangChain's MultiVectorRetriever, LlamaIndex's
+    QuestionsAnsweredExtractor), measured before building it into the index: a chunk scores as
+    the best of its own vector and its kept questions' vectors, with base MiniLM, exact search,
+    on SciFact ``split`` claims (train: the dev split; the test claims are not looked at)."""
+    import numpy as np
+
+    from o1_retriever.encoders.sentence_transformers import SentenceTransformerEncoder
+    from o1_retriever.evaluation.beir import read_split
+    from o1_retriever.evaluation.metrics import evaluate_run
+    from o1_retriever.training.questions import read_questions
+
+    folder = dataset("scifact")
+    texts, qrels, _ = read_split(folder, split)
+    docs = {d["_id"]: (d.get("title", "") + " " + d["text"]).strip() for d in corpus("scifact")}
+    ids = list(docs)
+    encoder = SentenceTransformerEncoder("minilm", device="cpu")
+    cache = args.work / "vectors" / "scifact-minilm.npy"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with stage(f"multivector ({split} claims)"):
+        if cache.exists():
+            doc_vectors = np.load(cache)
+        else:
+            doc_vectors = encoder.encode_documents([docs[i] for i in ids], show_progress=True)
+            np.save(cache, doc_vectors)
+        kept = [q for q in read_questions(questions) if q.kept and q.chunk_id in docs]
+        q_vectors = encoder.encode_queries([q.question for q in kept])
+        position = {d: i for i, d in enumerate(ids)}
+        owner = np.array([position[q.chunk_id] for q in kept])
+        qids = [q for q in texts if q in qrels]
+        claims = encoder.encode_queries([texts[q] for q in qids])
+        single = claims @ doc_vectors.T
+        multi = single.copy()
+        via_questions = claims @ q_vectors.T
+        for j in range(len(kept)):  # best of a chunk's vectors
+            np.maximum(multi[:, owner[j]], via_questions[:, j], out=multi[:, owner[j]])
+
+        def run(scores: np.ndarray) -> dict:
+            top = np.argsort(-scores, axis=1)[:, :100]
+            return {q: {ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(qids)}
+
+        _, base = evaluate_run(qrels, run(single))
+        _, extra = evaluate_run(qrels, run(multi))
+    mean = lambda pq: sum(v["nDCG@10"] for v in pq.values()) / len(pq)  # noqa: E731
+    rows = [["chunk vectors only (MiniLM)", len(qids), f"{mean(base):.4f}", ""],
+            [f"+ {len(kept)} kept questions as extra vectors (max)", len(qids), f"{mean(extra):.4f}", str(paired_difference(base, extra))]]
+    print(f"\nQuestions as extra vectors, SciFact {split} claims, base MiniLM, exact search")
+    print(table(["index", "claims", "nDCG@10", "vs chunk vectors only"], rows))
+    return rows
+
+
+def report(args: argparse.Namespace, results: dict) -> None:
+    """The tables, from every evaluation that exists under --work."""
+    never = never_named_test_queries()
+    models = args.work / "models"
+    sf_base, hp_base = evaluate(args, "scifact", "MiniLM", "minilm"), evaluate(args, "hotpotqa", "MiniLM", "minilm")
+    rows = [gain_rows("MiniLM", sf_base, sf_base), gain_rows("MiniLM, 104 never named", sf_base, sf_base, only=never)]
+    hp_rows = [gain_rows("MiniLM", hp_base, hp_base)]
+    for label, title in (("scifact", "adapted on SciFact"), ("scifact-pairs", "SciFact train pairs + generated")):
+        if (models / label / "o1_encoder.json").exists():
+            res = evaluate(args, "scifact", label, str(models / label))
+            rows += [gain_rows(title, res, sf_base), gain_rows(f"{title}, 104 never named", res, sf_base, only=never)]
+    thinking = args.work / "eval" / "scifact-test-scifact-thinking" / "results.json"
+    if thinking.exists():
+        res = json.loads(thinking.read_text())["systems"]
+        rows.append(["adapted on SciFact, thinking at query time vs not", len(res["dense"]["per_query"]), f"{res['thinking[o1+query]']['metrics']['nDCG@10']:.4f}",
+                     str(paired_difference(res["dense"]["per_query"], res["thinking[o1+query]"]["per_query"]))])
+    for label, title in (("hotpotqa", "adapted on HotpotQA-200"), ("scifact", "adapted on SciFact")):
+        if (models / label / "o1_encoder.json").exists():
+            hp_rows.append(gain_rows(title, evaluate(args, "hotpotqa", label, str(models / label)), hp_base))
+    print("\nSciFact test (5,183 abstracts), nDCG@10 through o1-retriever eval, gain vs MiniLM in points [paired bootstrap 95 % CI]")
+    print(table(["encoder", "claims", "nDCG@10", "vs MiniLM"], rows))
+    print("\nHotpotQA-200 (1,971 paragraphs)")
+    print(table(["encoder", "queries", "nDCG@10", "vs MiniLM"], hp_rows))
+    results["scifact"], results["hotpotqa"] = rows, hp_rows
+    results["adaptation"] = {p.name: json.loads((p / "o1_encoder.json").read_text()).get("adaptation") for p in sorted(models.glob("*")) if (p / "o1_encoder.json").exists()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", type=Path, default=Path("/tmp/o1-adapt-bench"))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--stages", default="throughput,generate,adapt,pairs,thinking,multivector,report",
+                   help="throughput, generate[-scifact|-hotpotqa], adapt[-scifact|-hotpotqa], pairs, thinking, multivector, report")
+    p.add_argument("--passages", type=int, default=12, help="throughput stage: abstracts")
+    p.add_argument("--batched-n", type=lambda v: [int(x) for x in v.split(",")], default=[2, 3], help="throughput stage: questions per chunk")
+    p.add_argument("--n", type=int, default=2, help="questions per chunk")
+    p.add_argument("--max-chunks-scifact", type=int, default=None, help="questions for a seeded sample of this many SciFact abstracts")
+    p.add_argument("--max-chunks-hotpotqa", type=int, default=None, help="questions for a seeded sample of this many HotpotQA paragraphs")
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--max-chunk-tokens", type=int, default=256)
+    p.add_argument("--train-options", default="", help="extra adapt options of the adapt stages (chosen on a dev split, never on test)")
+    p.add_argument("--json", help="save the figures here")
+    args = p.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    stages = set(args.stages.split(","))
+    wants = lambda stage_name, name: stage_name in stages or f"{stage_name}-{name}" in stages  # noqa: E731
+    print(f"machine: {machine()}", file=sys.stderr)
+    results: dict = {"stages": STAGES}
+    if "throughput" in stages:
+        results["throughput"] = throughput(args)
+    extra = args.train_options.split()
+    for name in ("scifact", "hotpotqa"):
+        if wants("generate", name):
+            generate(args, name)
+        if wants("adapt", name):
+            adapt(args, name, name, *extra)
+            evaluate(args, name, name, str(args.work / "models" / name))
+    if wants("adapt", "scifact") or "pairs" in stages or "thinking" in stages:
+        evaluate(args, "scifact", "MiniLM", "minilm")
+    if wants("adapt", "hotpotqa") or wants("adapt", "scifact"):
+        evaluate(args, "hotpotqa", "MiniLM", "minilm")
+    if wants("adapt", "scifact"):
+        evaluate(args, "hotpotqa", "scifact", str(args.work / "models" / "scifact"))
+    if "pairs" in stages:
+        enc = adapt(args, "scifact-pairs", "scifact", *extra, "--pairs", str(dataset("scifact")), "--split", "train")
+        evaluate(args, "scifact", "scifact-pairs", enc)
+    if "thinking" in stages:
+        evaluate(args, "scifact", "scifact-thinking", str(args.work / "models" / "scifact"), systems="dense,thinking")
+    if "multivector" in stages:
+        results["multivector"] = multivector(args, args.work / "gen" / "scifact" / "questions.jsonl")
+    if "report" in stages:
+        report(args, results)
+    print("\n" + table(["stage", "wall s", "peak RSS MiB"], [[s["stage"], s["seconds"], s.get("subprocess_peak_rss_mb", s["peak_rss_mb"])] for s in STAGES]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
