@@ -49,12 +49,13 @@ def dev(args: argparse.Namespace) -> dict:
     from o1_retriever.index.keyword import BM25
 
     data = load_beir(dataset("scifact"), "train", queries=args.dev_queries, seed=args.dev_seed)
-    model, config = embedder(args, thinker=True)
-    systems = [System("bm25", "bm25"), System("dense", "dense"), System("thinking[o1+query]", "thinking", "o1+query")]
+    model, config = embedder(args, thinker=args.dev_thinking)
+    systems = [System("bm25", "bm25"), System("dense", "dense")]
+    systems += [System("thinking[o1+query]", "thinking", "o1+query")] if args.dev_thinking else []
     base = evaluate_retrieval(data, systems, config, embedder=model, k=100)
     qids = list(data.queries)
     runs = {s.name: s.run for s in base.systems}
-    thoughts = base.system("thinking[o1+query]").thoughts
+    thoughts = base.system("thinking[o1+query]").thoughts if args.dev_thinking else {}
     store_texts = {d.id: d.text for d in data.documents()}
     bm25 = BM25(list(store_texts), list(store_texts.values()))
 
@@ -62,28 +63,29 @@ def dev(args: argparse.Namespace) -> dict:
         return evaluate_run(data.qrels, run)[0]["nDCG@10"]
 
     rows, found = [], {}
-    for repeat in (1, 3, 5):
+    for repeat in (1, 3, 5) if args.dev_thinking else ():
         kw = dict(zip(qids, bm25.search([keyword_query(data.queries[q], thoughts.get(q, []), repeat) for q in qids], k=100)))
         found[f"bm25+thinking repeat={repeat}"] = (ndcg(kw), kw, repeat)
-    best_repeat = max((v for k, v in found.items()), key=lambda v: v[0])
+    best_repeat = max(found.values(), key=lambda v: v[0]) if found else None
     candidates = [Fusion("rrf", k, w) for k in (10, 30, 60, 100) for w in (0.3, 0.5, 0.7)] + [Fusion("minmax", 60, w) for w in (0.3, 0.5, 0.7)]
     scored = []
     for fusion in candidates:
         hybrid = {q: dict(list(fuse(runs["dense"][q], runs["bm25"][q], fusion).items())[:100]) for q in qids}
-        thinking = {q: dict(list(fuse(runs["thinking[o1+query]"][q], best_repeat[1][q], fusion).items())[:100]) for q in qids}
-        scored.append((fusion, ndcg(hybrid), ndcg(thinking)))
+        thinking = {q: dict(list(fuse(runs["thinking[o1+query]"][q], best_repeat[1][q], fusion).items())[:100]) for q in qids} if found else None
+        scored.append((fusion, ndcg(hybrid), ndcg(thinking) if thinking else float("nan")))
     best = max(scored, key=lambda s: s[1])
     rows = [[name, f"{v[0]:.4f}"] for name, v in found.items()]
-    rows += [[f"hybrid {f.name}", f"{h:.4f}"] for f, h, _ in scored] + [[f"hybrid+thinking {f.name} (repeat={best_repeat[2]})", f"{t:.4f}"] for f, _, t in scored]
-    plain = {"bm25": base.system("bm25").metrics["nDCG@10"], "dense": base.system("dense").metrics["nDCG@10"], "thinking[o1+query]": base.system("thinking[o1+query]").metrics["nDCG@10"]}
-    print(f"\n## dev split: SciFact train, {len(qids)} claims (seed {args.dev_seed}); thoughts k={args.thoughts} x {args.tokens} tokens ({args.thinker})\n")
+    rows += [[f"hybrid {f.name}", f"{h:.4f}"] for f, h, _ in scored]
+    rows += [[f"hybrid+thinking {f.name} (repeat={best_repeat[2]})", f"{t:.4f}"] for f, _, t in scored] if found else []
+    plain = {s.name: s.metrics["nDCG@10"] for s in base.systems}
+    print(f"\n## dev split: SciFact train, {len(qids)} claims (seed {args.dev_seed})" + (f"; thoughts k={args.thoughts} x {args.tokens} tokens ({args.thinker})" if found else "; no thinking") + "\n")
     print(table(["system", "nDCG@10"], [[k, f"{v:.4f}"] for k, v in plain.items()] + rows))
-    print(f"\nchosen: fusion {best[0].name} (hybrid {best[1]:.4f}); keyword query repeated {best_repeat[2]} times before the thoughts (bm25+thinking {best_repeat[0]:.4f})")
+    print(f"\nchosen: fusion {best[0].name} (hybrid {best[1]:.4f})" + (f"; keyword query repeated {best_repeat[2]} times before the thoughts (bm25+thinking {best_repeat[0]:.4f})" if found else ""))
     return {
         "queries": len(qids), "seed": args.dev_seed, "plain": plain,
         "bm25+thinking": {k: v[0] for k, v in found.items()},
         "fusions": [{"fusion": f.name, "hybrid": h, "hybrid+thinking": t} for f, h, t in scored],
-        "chosen": {"fusion": best[0].name, "repeat": best_repeat[2]},
+        "chosen": {"fusion": best[0].name, "repeat": best_repeat[2] if found else None},
     }
 
 
@@ -166,6 +168,7 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--dev-queries", type=int, default=200)
     p.add_argument("--dev-seed", type=int, default=0)
+    p.add_argument("--no-dev-thinking", dest="dev_thinking", action="store_false", help="dev: only the fusion (no thoughts, no thinker)")
     p.add_argument("--latency-queries", type=int, default=100)
     p.add_argument("--large", type=int, default=500_000)
     p.add_argument("--json", dest="json_path")

@@ -28,7 +28,7 @@ def search_cmd(
     think: Annotated[str, typer.Option("--think", help="always: think about every query; never: plain dense retrieval; auto: search plainly first and think only when the top 10 look uncertain (see --gate-profile).")] = "always",
     no_think: Annotated[bool, typer.Option("--no-think", help="Same as --think never.")] = False,
     gate_profile: Annotated[Optional[Path], typer.Option("--gate-profile", help="--think auto: a gate profile written by 'o1-retriever calibrate' (default: the built-in one).")] = None,
-    mode: Annotated[str, typer.Option("--mode", help="dense: vectors; keyword: BM25 over the collection's keyword index; hybrid: both, fused by reciprocal rank. Thoughts expand both sides.")] = DEFAULT_MODE,
+    mode: Annotated[str, typer.Option("--mode", help="dense: vectors; keyword: BM25 over the collection's keyword index; hybrid: both, their scores min-max normalised and averaged. Thoughts expand both sides.")] = DEFAULT_MODE,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: {query, mode, thinking, thoughts, results:[{id, score, text, ranks (keyword/hybrid: {dense, keyword})}], gate (--think auto)}.")] = False,
     *,
     config: EmbedderConfig,

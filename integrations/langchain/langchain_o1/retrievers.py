@@ -72,7 +72,7 @@ class O1Retriever(BaseRetriever):
     where: Optional[dict[str, Any]] = Field(None, description="A Chroma metadata filter.")
     gate_profile: Optional[str] = Field(None, description="thinking='auto': a gate profile written by 'o1-retriever calibrate' (default: the built-in one).")
     mode: Literal["dense", "keyword", "hybrid"] = Field(
-        "dense", description="dense: vectors; keyword: BM25 over the collection's keyword index; hybrid: both, fused by reciprocal rank (thoughts expand both sides). Documents then carry dense_rank / keyword_rank."
+        "dense", description="dense: vectors; keyword: BM25 over the collection's keyword index; hybrid: both fused, scores min-max normalised and averaged (thoughts expand both sides). Documents then carry dense_rank / keyword_rank."
     )
 
     _gate: Any = PrivateAttr(default=None)

@@ -59,7 +59,7 @@ class O1Retriever(BaseRetriever):
         thoughts: thoughts per query (default: the embedder's).
         where: a Chroma metadata filter.
         mode: ``"dense"`` (vectors), ``"keyword"`` (BM25 over the collection's keyword index) or
-            ``"hybrid"`` (both, fused by reciprocal rank; thoughts expand both sides); nodes then
+            ``"hybrid"`` (both fused: scores min-max normalised and averaged; thoughts expand both sides); nodes then
             carry ``dense_rank`` and ``keyword_rank`` in their metadata.
 
     Example::
