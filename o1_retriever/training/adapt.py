@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from o1_retriever.errors import SourceError
 from o1_retriever.training.data import PairRow
-from o1_retriever.training.encoder import EncoderTrainConfig, EncoderTrainingError, EncoderTrainResult, model_card_section, train_encoder
+from o1_retriever.training.encoder import EncoderTrainConfig, EncoderTrainingError, EncoderTrainResult, train_encoder, write_encoder_metadata
 from o1_retriever.training.questions import QUESTIONS_FILE, Question, filter_questions, filter_summary, generate_questions, read_questions, write_questions
 
 if TYPE_CHECKING:
@@ -138,6 +138,7 @@ def prepare_questions(
         if thinker is None:
             raise EncoderTrainingError("generating questions needs a thinker (or give --questions FILE)")
         sampling = sampling or SamplingConfig(max_new_tokens=40)
+        thinker.check(config.questions_per_chunk, sampling)  # a thinker that cannot think is refused before any work
         generation = generate_questions(sample_chunks(chunks, config.max_chunks, seed=config.train.seed), path, thinker, n=config.questions_per_chunk, sampling=sampling, batch=config.batch_chunks, show_progress=show_progress)
         generation.update(thinker=thinker.identity, prompt=thinker.prompt.key, sampling=sampling.as_dict())
 
@@ -213,8 +214,7 @@ def _describe(out: Path, result: AdaptResult, config: AdaptConfig, corpus_name: 
     """Record the adaptation in ``o1_encoder.json`` and the model card."""
     from o1_retriever.encoders.sentence_transformers import TRAINED_ENCODER_FILE
 
-    meta_path = out / TRAINED_ENCODER_FILE
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta = json.loads((out / TRAINED_ENCODER_FILE).read_text(encoding="utf-8"))
     meta["command"] = "o1-retriever adapt"
     meta["adaptation"] = {
         "labels": "none" if not labelled else f"{labelled} labelled pairs added",
@@ -227,11 +227,7 @@ def _describe(out: Path, result: AdaptResult, config: AdaptConfig, corpus_name: 
         "filtering": result.filtering,
         "seconds": round(result.seconds, 1),
     }
-    meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    card = out / "README.md"
-    text = card.read_text(encoding="utf-8") if card.exists() else ""
-    base_card = text.split("\n## o1-retriever", 1)[0]  # sentence-transformers' part, then ours again
-    card.write_text(base_card.rstrip() + "\n\n" + model_card_section(meta) + "\n\n" + adaptation_section(meta["adaptation"]) + "\n", encoding="utf-8")
+    write_encoder_metadata(out, meta, adaptation_section(meta["adaptation"]))
 
 
 def adaptation_section(info: dict[str, Any]) -> str:
