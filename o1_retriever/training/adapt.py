@@ -38,7 +38,7 @@ class AdaptConfig:
     """Knobs of :func:`adapt` besides the trainer's (``train``). Defaults: see the training
     guide's "no labels?" section for the dev measurements behind them."""
 
-    questions_per_chunk: int = 3
+    questions_per_chunk: int = 2
     top_r: int = 5  # round-trip: a question is kept when its chunk is in the base encoder's top r (0: off)
     batch_chunks: int = 8  # chunks per thinker call
     # questions for a seeded random sample of this many chunks only (None: every chunk): a large
@@ -137,7 +137,7 @@ def prepare_questions(
     else:
         if thinker is None:
             raise EncoderTrainingError("generating questions needs a thinker (or give --questions FILE)")
-        sampling = sampling or SamplingConfig(max_new_tokens=40)
+        sampling = sampling or SamplingConfig(max_new_tokens=32)
         thinker.check(config.questions_per_chunk, sampling)  # a thinker that cannot think is refused before any work
         generation = generate_questions(sample_chunks(chunks, config.max_chunks, seed=config.train.seed), path, thinker, n=config.questions_per_chunk, sampling=sampling, batch=config.batch_chunks, show_progress=show_progress)
         generation.update(thinker=thinker.identity, prompt=thinker.prompt.key, sampling=sampling.as_dict())
@@ -182,7 +182,7 @@ def adapt(
         chunks = read_chunks("my-notes/")
         embedder = ThinkingEmbedder.from_config(EmbedderConfig(thinker="none"))
         thinker = build_thinker(EmbedderConfig(thinker="llamacpp:smollm2"), prompt=QUESTION_PROMPT)
-        result = adapt(chunks, "notes-minilm", embedder=embedder, thinker=thinker, sampling=SamplingConfig(max_new_tokens=40))
+        result = adapt(chunks, "notes-minilm", embedder=embedder, thinker=thinker, sampling=SamplingConfig(max_new_tokens=32))
         result.filtering["kept_share"], result.training.dev_after
     """
     from o1_retriever.training.mining import mine_hard_negatives
