@@ -63,6 +63,7 @@ def test_minmax_fusion_scales_each_side_to_unit_range():
 def test_keyword_query_repeats_the_query_before_its_thoughts():
     assert keyword_query("why blue", []) == "why blue"
     assert keyword_query("why blue", ["light scatters"], repeat=3) == "why blue why blue why blue light scatters"
+    assert keyword_query("why blue", ["light scatters", "sky"]).split().count("why") == 5  # the dev split's choice
 
 
 def test_bad_mode_and_fusion_are_clear_errors(plain, tmp_path):

@@ -28,7 +28,8 @@ MODES = ("dense", "keyword", "hybrid")
 FUSION_METHODS = ("rrf", "minmax")
 DEPTH = 100  # candidates each side gives the fusion
 # Query2doc repeats the query 5 times before the pseudo-document; chosen on the dev split among 1, 3, 5
-QUERY_REPEAT = 3
+# (200 SciFact train claims, SmolLM2 k=3 x 64 tokens: bm25+thinking 0.608, 0.653, 0.668; BM25 alone 0.673)
+QUERY_REPEAT = 5
 
 
 @dataclass(frozen=True)
