@@ -3,19 +3,20 @@
 Stages (each timed; every generation, training and evaluation is an ``o1-retriever``
 subprocess, the commands a user runs; every stage resumes from ``--work``):
 
-  1. ``throughput``: questions per second writing questions for the first ``--passages`` SciFact
-     abstracts with the llama.cpp SmolLM2: single-stream (one question per call, one sequence
-     at a time) against the batched generation ``adapt`` runs (the n questions of a chunk share
-     one prompt evaluation and decode together), side by side;
-  2. ``generate``: ``adapt CORPUS --generate-only`` on SciFact's corpus (5,183 abstracts) and on
-     HotpotQA-200's (1,971 paragraphs): ``--n`` questions per chunk, resumable;
-  3. ``dev``: the settings choice, on SciFact *train* claims (never the test claims): subsets of
-     the generated file (the first n' questions of each chunk, ``--questions``), trained and
-     scored with ``o1-retriever eval --split train``;
-  4. ``final``: the chosen settings on SciFact, HotpotQA-200, and SciFact with its labelled
-     train pairs added (``--pairs``); ``eval``: ``o1-retriever eval`` on SciFact test (all 300
-     claims, and the 104 whose abstracts no training claim names) and HotpotQA-200, paired
-     bootstrap 95 % intervals against MiniLM.
+* ``throughput``: questions per second writing questions for the first ``--passages`` SciFact
+  abstracts with the llama.cpp SmolLM2: single-stream (one question per call, one sequence at a
+  time) against the batched generation ``adapt`` runs (the n questions of a chunk share one
+  prompt evaluation and are decoded together), side by side;
+* ``generate-scifact`` / ``generate-hotpotqa``: ``adapt CORPUS --generate-only`` (``--n``
+  questions per chunk, optionally for a seeded sample of ``--max-chunks-*`` chunks);
+* ``adapt-scifact`` / ``adapt-hotpotqa``: ``adapt CORPUS --questions`` on that file (filters,
+  mining, training, model card), then ``o1-retriever eval --systems dense`` on SciFact test and
+  HotpotQA-200 for it and MiniLM;
+* ``pairs``: the same on SciFact plus its labelled train pairs (``--pairs``); ``thinking``:
+  thinking at query time with the SciFact-adapted encoder; ``multivector``: questions as extra
+  vectors of their chunk (best of a chunk's vectors), measured on SciFact *train* claims;
+* ``report``: the tables (SciFact test, all 300 claims and the 104 whose abstracts no training
+  claim names; HotpotQA-200), gains against MiniLM with paired bootstrap 95 % intervals.
 
     flock /tmp/o1-measure.lock python benchmarks/adapt.py --work /work/runs/issue21/bench --stages throughput
 """
@@ -203,7 +204,7 @@ def main() -> None:
     p.add_argument("--stages", default="throughput,generate,adapt,pairs,thinking,multivector,report",
                    help="throughput, generate[-scifact|-hotpotqa], adapt[-scifact|-hotpotqa], pairs, thinking, multivector, report")
     p.add_argument("--passages", type=int, default=12, help="throughput stage: abstracts")
-    p.add_argument("--batched-n", type=lambda v: [int(x) for x in v.split(",")], default=[2, 3], help="throughput stage: questions per chunk")
+    p.add_argument("--batched-n", type=lambda v: [int(x) for x in v.split(",")], default=[2, 3, 4], help="throughput stage: questions per chunk")
     p.add_argument("--n", type=int, default=2, help="questions per chunk")
     p.add_argument("--max-chunks-scifact", type=int, default=None, help="questions for a seeded sample of this many SciFact abstracts")
     p.add_argument("--max-chunks-hotpotqa", type=int, default=None, help="questions for a seeded sample of this many HotpotQA paragraphs")
