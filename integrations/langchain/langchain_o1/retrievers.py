@@ -120,7 +120,7 @@ class O1Retriever(BaseRetriever):
         plain ``Embeddings``, that model thinks and the store's embeddings embed."""
         collection = getattr(vectorstore, "_collection", None)
         if collection is None:
-            raise CollectionError(f"expected a langchain_chroma.Chroma store, got {type(vectorstore).__name__}")
+            raise ArgumentError(f"expected a langchain_chroma.Chroma store, got {type(vectorstore).__name__}")
         base_embeddings = None
         if embeddings is None:
             embeddings = getattr(vectorstore, "embeddings", None)

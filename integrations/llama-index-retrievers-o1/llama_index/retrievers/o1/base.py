@@ -94,7 +94,7 @@ class O1Retriever(BaseRetriever):
         verbose: bool = False,
     ) -> None:
         if not isinstance(index, ChromaIndex):
-            raise CollectionError(f"O1Retriever needs a ChromaIndex, got {type(index).__name__}; see from_vector_store()")
+            raise ArgumentError(f"O1Retriever needs a ChromaIndex, got {type(index).__name__}; see from_vector_store()")
         self.index = index
         self.similarity_top_k = check_top_k(similarity_top_k, "similarity_top_k")
         self.thinking = thinking_mode(thinking)
@@ -114,7 +114,7 @@ class O1Retriever(BaseRetriever):
         embedding model that embedded the store (e.g. ``Settings.llm``, ``Settings.embed_model``)."""
         collection = getattr(vector_store, "_collection", None)
         if collection is None:
-            raise CollectionError(f"expected a ChromaVectorStore, got {type(vector_store).__name__}")
+            raise ArgumentError(f"expected a ChromaVectorStore, got {type(vector_store).__name__}")
         return cls(ChromaIndex.from_collection(collection, as_thinking_embedder(embed_model, llm)), **kwargs)
 
     @classmethod
