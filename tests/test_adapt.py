@@ -156,7 +156,7 @@ def test_adapt_a_folder_of_notes_and_use_it_with_encoder(sample_corpus, tmp_path
     db = tmp_path / "db"
     res = CliRunner().invoke(app, ["index", str(sample_corpus), "--collection", "adapted", "--db", str(db), "--encoder", str(out), "--thinker", "none"])
     assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(app, ["search", "Which metal is liquid at room temperature?", "--collection", "adapted", "--db", str(db), "--encoder", str(out), "--thinker", "none", "--no-think", "--k", "1"])
+    res = CliRunner().invoke(app, ["search", "Which metal is liquid at room temperature?", "--collection", "adapted", "--db", str(db), "--encoder", str(out), "--thinker", "none", "--no-think", "--mode", "dense", "--k", "1"])
     assert res.exit_code == 0, res.output
     assert "mercury" in res.output.lower()
 

@@ -197,7 +197,8 @@ def test_thinker_down_falls_back_visibly_and_strict_raises(encoder, tmp_path, ca
 def test_cli_search_json_carries_the_fallback_flag_and_strict_exits_2(encoder, tmp_path, model_home, sample_corpus):
     ChromaIndex("docs", ThinkingEmbedder(None, encoder), path=tmp_path / "db").add(read_source(sample_corpus), show_progress=False)
     with OpenAIStub(fail_always=True) as server:
-        common = ["--collection", "docs", "--db", str(tmp_path / "db"), "--thinker", server.url, "--thinker-model", "stub", "--cache", "none", "--k", "2"]
+        # --mode dense: the fallback plumbing of dense search is under test, not the fusion's ranking
+        common = ["--collection", "docs", "--db", str(tmp_path / "db"), "--mode", "dense", "--thinker", server.url, "--thinker-model", "stub", "--cache", "none", "--k", "2"]
         done = cli("search", "Which metal is liquid at room temperature?", *common, "--json", home=model_home)
         assert done.returncode == 0, done.stderr
         payload = json.loads(done.stdout)
@@ -213,7 +214,7 @@ def test_cli_search_json_carries_the_fallback_flag_and_strict_exits_2(encoder, t
 def test_cli_thinker_timeout_bounds_a_hanging_server(encoder, tmp_path, model_home, sample_corpus):
     ChromaIndex("docs", ThinkingEmbedder(None, encoder), path=tmp_path / "db").add(read_source(sample_corpus), show_progress=False)
     with OpenAIStub(hang=30) as server:
-        done = cli("search", "Which metal is liquid at room temperature?", "--collection", "docs", "--db", str(tmp_path / "db"),
+        done = cli("search", "Which metal is liquid at room temperature?", "--collection", "docs", "--db", str(tmp_path / "db"), "--mode", "dense",
                    "--thinker", server.url, "--thinker-model", "stub", "--thinker-timeout", "0.5", "--cache", "none",
                    "--k", "2", "--json", home=model_home)
         requests = len(server.requests)
@@ -443,7 +444,7 @@ def test_empty_thoughts_are_dropped_and_the_cache_keeps_what_was_kept(encoder, t
 def test_cli_search_json_flags_a_query_whose_thoughts_were_all_empty(encoder, tmp_path, model_home, sample_corpus):
     ChromaIndex("docs", ThinkingEmbedder(None, encoder), path=tmp_path / "db").add(read_source(sample_corpus), show_progress=False)
     with OpenAIStub(blank=-1) as server:
-        done = cli("search", "Which metal is liquid at room temperature?", "--collection", "docs", "--db", str(tmp_path / "db"),
+        done = cli("search", "Which metal is liquid at room temperature?", "--collection", "docs", "--db", str(tmp_path / "db"), "--mode", "dense",
                    "--thinker", server.url, "--thinker-model", "stub", "--cache", str(tmp_path / "c.sqlite"), "--k", "2", "--json",
                    home=model_home)
     assert done.returncode == 0, done.stderr
