@@ -119,6 +119,27 @@ def gain_rows(label: str, res: dict, base: dict, system: str = "dense", only: se
     return [label, len(mine), f"{mean:.4f}", str(paired_difference(ref, mine))]
 
 
+def corpus_vectors(encoder, folder: Path, ids: list[str], docs: dict[str, str]):
+    """MiniLM's vectors of the corpus: read from the collection ``o1-retriever eval`` keeps for it
+    (the same vectors; read only), else encoded here."""
+    import numpy as np
+
+    from o1_retriever.embedder import ThinkingEmbedder
+    from o1_retriever.evaluation.beir import load_beir
+    from o1_retriever.evaluation.retrieval import collection_name, eval_db
+    from o1_retriever.index import make_client, open_collection
+
+    try:
+        collection = open_collection(make_client(eval_db(), create=False), collection_name(load_beir(folder, "train"), ThinkingEmbedder(None, encoder)))
+        got = collection.get(ids=ids, include=["embeddings"])
+        by_id = dict(zip(got["ids"], got["embeddings"]))
+        if len(by_id) == len(ids):
+            return np.asarray([by_id[i] for i in ids], dtype=np.float32)
+    except Exception as exc:  # noqa: BLE001 - any failure: encode instead
+        print(f"   (no stored vectors: {exc}; encoding the corpus)", file=sys.stderr)
+    return encoder.encode_documents([docs[i] for i in ids], show_progress=True)
+
+
 def multivector(args: argparse.Namespace, questions: Path, split: str = "train") -> list:
     """Questions as extra vectors (LangChain's MultiVectorRetriever, LlamaIndex's
     QuestionsAnsweredExtractor), measured before building it into the index: a chunk scores as
@@ -139,11 +160,9 @@ def multivector(args: argparse.Namespace, questions: Path, split: str = "train")
     cache = args.work / "vectors" / "scifact-minilm.npy"
     cache.parent.mkdir(parents=True, exist_ok=True)
     with stage(f"multivector ({split} claims)"):
-        if cache.exists():
-            doc_vectors = np.load(cache)
-        else:
-            doc_vectors = encoder.encode_documents([docs[i] for i in ids], show_progress=True)
-            np.save(cache, doc_vectors)
+        if not cache.exists():
+            np.save(cache, corpus_vectors(encoder, folder, ids, docs))
+        doc_vectors = np.load(cache)
         kept = [q for q in read_questions(questions) if q.kept and q.chunk_id in docs]
         q_vectors = encoder.encode_queries([q.question for q in kept])
         position = {d: i for i, d in enumerate(ids)}
