@@ -169,6 +169,7 @@ def test_site_builds_strict_with_generated_cli_reference_api_and_notebooks(tmp_p
     assert (site / "changelog" / "index.html").read_text(encoding="utf-8").count("0.2.0") >= 1
 
 
+@pytest.mark.slow  # four more full site builds (~10 s each): the checker checked, not the docs (make test runs them)
 @pytest.mark.parametrize("breakage", ["broken link", "missing anchor", "vanished API object", "missing page"])
 def test_the_strict_build_fails_on(breakage, tmp_path):
     """A copy of the site with one defect must not build."""
