@@ -37,7 +37,8 @@ def test_index_then_search_json_contract(model_home, tmp_path, sample_corpus):
     assert len(payload["thoughts"]) == 2 and all(isinstance(t, str) for t in payload["thoughts"])
     assert len(payload["results"]) == 3
     assert all(set(r) == ({"id", "score", "text"} | ({"ranks"} if payload["mode"] != "dense" else set())) for r in payload["results"])
-    assert payload["results"][0]["id"] == "mercury.md#0"
+    # hybrid (the default) puts mercury and gallium, which shares more of the words, in its top 2 (docs/hybrid.md)
+    assert "mercury.md#0" in [r["id"] for r in payload["results"][:2]]
 
     plain = run("search", "Which metal is liquid at room temperature?", "--no-think", *common, home=model_home)
     assert plain.returncode == 0, plain.stderr

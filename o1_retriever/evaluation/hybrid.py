@@ -24,12 +24,11 @@ from o1_retriever.index.keyword import BM25
 if TYPE_CHECKING:
     from o1_retriever.embedder import ThinkingEmbedder
     from o1_retriever.evaluation.beir import BeirDataset
-    from o1_retriever.evaluation.retrieval import DocumentStore, Generation, System, SystemResult
 
 KEYWORD_KINDS = ("bm25", "bm25+thinking", "hybrid", "hybrid+thinking")
 
 
-def corpus_bm25(dataset: BeirDataset, store: DocumentStore | None, show_progress: bool) -> BM25:
+def corpus_bm25(dataset: BeirDataset, store: Any, show_progress: bool) -> BM25:
     """BM25 over the corpus (the store's texts when there is one: the same chunks as dense)."""
     if store is not None:
         ids, docs = store.ids, [store.texts[i] for i in store.ids]
@@ -40,7 +39,7 @@ def corpus_bm25(dataset: BeirDataset, store: DocumentStore | None, show_progress
 
 
 def keyword_system(
-    system: System,
+    system: Any,
     dataset: BeirDataset,
     bm25: BM25,
     texts: list[str],
@@ -48,14 +47,15 @@ def keyword_system(
     k: int,
     *,
     embedder: ThinkingEmbedder | None = None,
-    store: DocumentStore | None = None,
-    generation: Generation | None = None,
+    store: Any = None,
+    generation: Any = None,
     fusion: Fusion = DEFAULT_FUSION,
     repeat: int = QUERY_REPEAT,
-) -> SystemResult:
-    """One keyword system (``system.kind`` in :data:`KEYWORD_KINDS`) over every query."""
-    from o1_retriever.evaluation.retrieval import SystemResult
-
+) -> dict[str, Any]:
+    """One keyword system (``system``, a :class:`~o1_retriever.evaluation.retrieval.System` whose
+    ``kind`` is in :data:`KEYWORD_KINDS`) over every query: the fields of its
+    :class:`~o1_retriever.evaluation.retrieval.SystemResult` (``store`` is the run's
+    ``DocumentStore``, ``generation`` what its thinking phase generated)."""
     thinking = system.kind.endswith("+thinking")
     thoughts: list[list[str]] = [[] for _ in texts]
     fallbacks = 0
@@ -82,14 +82,14 @@ def keyword_system(
     run = dict(zip(qids, runs))
     metrics, per_query = evaluate_run(dataset.qrels, run)
     n = max(1, len(qids))
-    return SystemResult(
-        system.name,
-        metrics,
-        latencies,
-        sum(len(t) for t in thoughts) / n,
-        (generation.thoughts / n) if thinking and generation is not None else 0.0,
-        fallbacks,
-        per_query,
+    return dict(
+        name=system.name,
+        metrics=metrics,
+        latencies_ms=latencies,
+        thoughts_per_query=sum(len(t) for t in thoughts) / n,
+        generated_per_query=(generation.thoughts / n) if thinking and generation is not None else 0.0,
+        fallbacks=fallbacks,
+        per_query=per_query,
         aggregation=system.aggregation if thinking else None,
         thought={q: bool(t) for q, t in zip(qids, thoughts)},
         run=run,

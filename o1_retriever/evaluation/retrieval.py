@@ -316,7 +316,7 @@ def evaluate_retrieval(
         bm25 = corpus_bm25(dataset, store, show_progress) if kinds & set(KEYWORD_KINDS) else None
         for system in systems:
             if system.kind in KEYWORD_KINDS:
-                results.append(keyword_system(system, dataset, bm25, texts, qids, k, embedder=embedder, store=store, generation=generation))
+                results.append(SystemResult(**keyword_system(system, dataset, bm25, texts, qids, k, embedder=embedder, store=store, generation=generation)))
             elif system.kind in ("dense", "thinking"):
                 assert embedder is not None and store is not None
                 results.append(_dense(system, dataset, embedder, store, texts, qids, k, generation))

@@ -31,59 +31,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from o1_retriever.embedder import ThinkingEmbedder
-from o1_retriever.errors import CollectionError, EmbedderMismatchError, InvalidQueryError, ServerError, ThinkerError, check_query
+from o1_retriever.errors import CollectionError, EmbedderMismatchError, ServerError, ThinkerError, check_query
 from o1_retriever.index import keyword
+from o1_retriever.index.layout import server_of
+from o1_retriever.index.results import HASH_KEY, SOURCE_KEY, Hit, SearchResult, thinking_mode
 from o1_retriever.index.sources import Document
 
 if TYPE_CHECKING:
-    from o1_retriever.gate import GateDecision, GateProfile
+    from o1_retriever.gate import GateProfile
 
 log = logging.getLogger(__name__)
 
 FINGERPRINT_KEY = "o1_fingerprint"
-HASH_KEY = "o1_hash"
-SOURCE_KEY = "o1_source"
 TOKEN_ENV = "CHROMA_AUTH_TOKEN"
 #: retries of an idempotent call while a Chroma server is unreachable; the waits between tries
 #: double from RETRY_BACKOFF seconds up to RETRY_MAX_WAIT (6 retries: about 12 s in all)
 SERVER_RETRIES = 6
 RETRY_BACKOFF = 0.25
 RETRY_MAX_WAIT = 4.0
-
-
-@dataclass
-class Hit:
-    id: str
-    score: float
-    text: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    ranks: dict[str, int | None] | None = None  # keyword / hybrid mode: the hit's rank on each side
-
-
-@dataclass
-class SearchResult:
-    query: str
-    thoughts: list[str]
-    hits: list[Hit]
-    thinking: bool
-    fallback: bool = False
-    gate: GateDecision | None = None  # thinking="auto": the gate's decision and its reason
-    mode: str = "dense"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON contract of ``o1-retriever search --json``."""
-        out: dict[str, Any] = {
-            "query": self.query,
-            "mode": self.mode,
-            "thinking": self.thinking,
-            "thoughts": self.thoughts,
-            "results": [{"id": h.id, "score": h.score, "text": h.text, **({"ranks": h.ranks} if h.ranks else {})} for h in self.hits],
-        }
-        if self.gate is not None:
-            out["gate"] = self.gate.to_dict()
-        if self.fallback:
-            out["fallback"] = True
-        return out
 
 
 @dataclass
@@ -216,17 +181,9 @@ def _server_error(exc: Exception, host: str, port: int, token: str | None, retri
     return ServerError(f"Chroma server {host}:{port} did not answer as a Chroma server: {first}")
 
 
-def _server_of(client: Any) -> tuple[str, int] | None:
-    """``(host, port)`` of an HTTP client, ``None`` for an embedded one."""
-    settings = client.get_settings() if hasattr(client, "get_settings") else None
-    if settings is None or "fastapi" not in str(settings.chroma_api_impl).lower():
-        return None
-    return str(settings.chroma_server_host), int(settings.chroma_server_http_port or 8000)
-
-
 def _where(client: Any) -> str:
     """Where a client's collections live, for messages."""
-    server = _server_of(client)
+    server = server_of(client)
     if server:
         return f"the Chroma server at {server[0]}:{server[1]}"
     settings = client.get_settings() if hasattr(client, "get_settings") else None
@@ -238,7 +195,7 @@ def chroma_call(client: Any, call: Any, retries: int = SERVER_RETRIES) -> Any:
     :class:`ServerError` (so is a refused token); other Chroma errors pass through."""
     import chromadb.errors
 
-    server = _server_of(client)
+    server = server_of(client)
     if server is None:
         return call()
     try:
@@ -598,19 +555,6 @@ class ChromaIndex:
             ]
             for row in range(len(vectors))
         ]
-
-
-THINKING_MODES = ("auto", "always", "never")
-
-
-def thinking_mode(thinking: bool | str | None) -> bool | str | None:
-    """``True``/``"always"`` -> True, ``False``/``"never"`` -> False, ``"auto"``, or None (think
-    when the embedder has a thinker); anything else is an :class:`InvalidQueryError`."""
-    if thinking is None or isinstance(thinking, bool):
-        return thinking
-    if thinking in THINKING_MODES:
-        return {"always": True, "never": False}.get(thinking, "auto")
-    raise InvalidQueryError(f"thinking must be True, False, None or one of {', '.join(THINKING_MODES)}; got {thinking!r}")
 
 
 def _space(collection: Any) -> str:

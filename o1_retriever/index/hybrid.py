@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from o1_retriever.errors import InvalidQueryError
+from o1_retriever.index import keyword as kw
+from o1_retriever.index.results import HASH_KEY, SOURCE_KEY, Hit, SearchResult, thinking_mode
 
 if TYPE_CHECKING:
     from o1_retriever.gate import GateProfile
-    from o1_retriever.index.chroma import ChromaIndex, Hit, SearchResult
 
 MODES = ("dense", "keyword", "hybrid")
 FUSION_METHODS = ("rrf", "minmax")
@@ -96,7 +97,7 @@ def fuse(dense: Mapping[str, float], keyword: Mapping[str, float], fusion: Fusio
 
 
 def search_modes(
-    index: ChromaIndex,
+    index: Any,
     queries: Sequence[str],
     k: int,
     *,
@@ -107,10 +108,8 @@ def search_modes(
     gate: GateProfile | None,
     fusion: Fusion | None = None,
 ) -> list[SearchResult]:
-    """Keyword or hybrid search of ``index`` (see the module's description)."""
-    from o1_retriever.index import keyword as kw
-    from o1_retriever.index.chroma import SearchResult, thinking_mode
-
+    """Keyword or hybrid search of ``index``, a :class:`~o1_retriever.index.ChromaIndex` (see the
+    module's description)."""
     check_mode(mode)
     fusion = fusion or DEFAULT_FUSION
     depth = max(k, DEPTH)
@@ -141,10 +140,8 @@ def search_modes(
     return out
 
 
-def _lookup(index: ChromaIndex, ids: set[str], where: dict | None) -> dict[str, tuple[str, dict[str, Any]]]:
+def _lookup(index: Any, ids: set[str], where: dict | None) -> dict[str, tuple[str, dict[str, Any]]]:
     """``{id: (text, metadata)}`` of the ids the collection holds now (and that match ``where``)."""
-    from o1_retriever.index.chroma import HASH_KEY, SOURCE_KEY
-
     if not ids:
         return {}
     got = index._call(lambda: index.collection.get(ids=sorted(ids), where=where, include=["documents", "metadatas"]))
@@ -156,7 +153,5 @@ def _lookup(index: ChromaIndex, ids: set[str], where: dict | None) -> dict[str, 
 
 def _hit(doc: str, score: float, dense_hits: Mapping[str, Hit], found: Mapping[str, tuple[str, dict]], ranks: Mapping[str, Mapping[str, int]]) -> Hit:
     """A fused hit with its rank on each side (``None``: not in that side's list)."""
-    from o1_retriever.index.chroma import Hit
-
     text, meta = (dense_hits[doc].text, dense_hits[doc].metadata) if doc in dense_hits else found[doc]
     return Hit(doc, float(score), text, dict(meta), ranks={side: of.get(doc) for side, of in ranks.items()})

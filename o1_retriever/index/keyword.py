@@ -23,17 +23,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from o1_retriever.index.chroma import ChromaIndex
+from o1_retriever.index.layout import keyword_dir_of
 
 log = logging.getLogger(__name__)
 
@@ -121,27 +119,13 @@ def generation(collection: Any) -> int:
     return int((collection.metadata or {}).get(GENERATION_KEY, 0))
 
 
-def keyword_dir(index: ChromaIndex) -> Path | None:
+def keyword_dir(index: Any) -> Path | None:
     """Where the keyword index of ``index``'s collection lives (``None``: a client that keeps
     nothing on disk, such as an in-memory one)."""
     return keyword_dir_of(index.client, index.name) if index.client is not None else None
 
 
-def keyword_dir_of(client: Any, name: str) -> Path | None:
-    from o1_retriever.index.chroma import _server_of
-    from o1_retriever.models import home
-
-    server = _server_of(client)
-    if server is not None:
-        host = re.sub(r"[^a-zA-Z0-9._-]+", "_", server[0])
-        return home() / "keyword" / f"{host}-{server[1]}" / name
-    settings = client.get_settings() if hasattr(client, "get_settings") else None
-    if settings is None or not getattr(settings, "is_persistent", False) or not settings.persist_directory:
-        return None
-    return Path(settings.persist_directory) / "o1-keyword" / name
-
-
-def bump_generation(index: ChromaIndex) -> int:
+def bump_generation(index: Any) -> int:
     """Mark the collection's keyword index stale before a write: the generation in the
     collection's metadata moves on, the stored index keeps the old one until it is rebuilt."""
     meta = dict(index.collection.metadata or {})
@@ -151,14 +135,14 @@ def bump_generation(index: ChromaIndex) -> int:
     return new
 
 
-def before_write(index: ChromaIndex) -> None:
+def before_write(index: Any) -> None:
     """Called before each write of an ``add``: the first one marks the keyword index stale."""
     if not getattr(index, "_writing", False):
         bump_generation(index)
         index._writing = True
 
 
-def after_writes(index: ChromaIndex, show_progress: bool = False) -> None:
+def after_writes(index: Any, show_progress: bool = False) -> None:
     """Called after the last write of an ``add``: store the keyword index again when the add
     wrote anything, or when the stored one is stale or missing."""
     if getattr(index, "_writing", False) or stale_reason(index.collection, read_manifest(keyword_dir(index)), index.count()) is not None:
@@ -166,7 +150,7 @@ def after_writes(index: ChromaIndex, show_progress: bool = False) -> None:
     index._writing = False
 
 
-def build(index: ChromaIndex, page: int = 5000, show_progress: bool = False) -> BM25:
+def build(index: Any, page: int = 5000, show_progress: bool = False) -> BM25:
     """A BM25 index of every chunk of the collection, read page by page."""
     ids: list[str] = []
     texts: list[str] = []
@@ -178,7 +162,7 @@ def build(index: ChromaIndex, page: int = 5000, show_progress: bool = False) -> 
     return BM25(ids, texts, show_progress=show_progress)
 
 
-def store(index: ChromaIndex, show_progress: bool = False) -> KeywordIndex:
+def store(index: Any, show_progress: bool = False) -> KeywordIndex:
     """Rebuild the keyword index from the collection and store it with the collection's current
     generation (a writer calls this after its last write)."""
     bm25 = build(index, show_progress=show_progress)
@@ -227,15 +211,13 @@ def read_manifest(folder: Path | None) -> dict[str, Any] | None:
         return None
 
 
-def load(index: ChromaIndex, *, refresh: bool = True) -> KeywordIndex:
+def load(index: Any, *, refresh: bool = True) -> KeywordIndex:
     """The keyword index of ``index``'s collection, for reading: the stored one when it matches
     the collection, else one rebuilt in memory (with a warning; nothing is written). With
     ``refresh`` the collection's metadata is read again first, so a long-lived reader notices
     writes made since it opened the collection."""
     if refresh and index.client is not None:
-        from o1_retriever.index.chroma import open_collection
-
-        index.collection = open_collection(index.client, index.name, index.retries)
+        index.collection = index._call(lambda: index.client.get_collection(index.name, embedding_function=None))
     count = index.count()
     cached = getattr(index, "_keyword", None)
     if cached is not None and (cached.generation, cached.collection_id, cached.count) == (generation(index.collection), str(index.collection.id), count):
