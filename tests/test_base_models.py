@@ -183,13 +183,19 @@ def test_eval_marks_a_thinking_system_failed_when_every_query_fell_back(encoder,
     with OpenAIStub(fail_always=True) as server:  # answers, then fails every query: not a refusal
         embedder = ThinkingEmbedder(OpenAIThinker(server.url, "stub", retries=0), encoder, cache=None)
         with caplog.at_level(logging.WARNING):
-            results = evaluate_retrieval(data, parse_systems("dense,thinking,auto"), embedder=embedder, db=tmp_path / "db", show_progress=False)
+            results = evaluate_retrieval(
+                data, parse_systems("dense,thinking,auto,bm25,bm25+thinking,hybrid,hybrid+thinking"), embedder=embedder, db=tmp_path / "db", show_progress=False
+            )
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) < len(data.queries) * 2  # the first failure and a summary, not one per query and system
         assert any("thinking failed for 4 of 4 queries" in r.getMessage() for r in warnings)
         thinking = results.system("thinking[o1+query]")
         assert thinking.failed and "HTTP 503" in thinking.failed
         assert results.system("dense").failed is None
+        for name in ("bm25+thinking", "hybrid+thinking"):  # the keyword systems' thinking is marked the same way
+            keyword = next(s for s in results.systems if s.name.startswith(name))
+            assert keyword.failed and "HTTP 503" in keyword.failed, name
+        assert results.system("bm25").failed is None and results.system("hybrid").failed is None
         saved = results.to_dict()
         assert saved["systems"]["thinking[o1+query]"] == {"failed": thinking.failed, "thought_share": 0.0, "fallbacks": 4}
         assert "thinking[o1+query]" not in saved["comparisons"] and "dense" in saved["systems"]
@@ -272,3 +278,18 @@ def test_eval_refuses_a_chat_prompt_once_and_thinks_with_the_completion_prompt(b
     assert saved["settings"]["prompt"] == "passage-raw"
     thinking = saved["systems"]["thinking[o1+query]"]
     assert thinking["thought_share"] == 1.0 and thinking["fallbacks"] == 0 and "failed" not in thinking
+
+
+@pytest.mark.slow
+def test_synthesize_refuses_a_generator_that_cannot_write_before_any_work(base_gguf, tmp_path, model_home, sample_corpus):
+    """Thought synthesis's chat prompt on a base GGUF: one clear refusal before mining negatives or
+    loading the committee, and no output file."""
+    from o1_retriever.cli import app
+
+    data = _tiny_beir(tmp_path / "beir", sample_corpus)
+    out = tmp_path / "thoughts.jsonl"
+    refused = runner.invoke(app, ["synthesize", str(data), "--split", "test", "--out", str(out), "--generator", f"llamacpp:{base_gguf}",
+                                  "--candidates", "1", "--max-new-tokens", "8", "--negatives", "1"])
+    assert refused.exit_code == 2, refused.output
+    assert "no chat template" in refused.output and "Traceback" not in refused.output
+    assert not out.exists()

@@ -64,6 +64,10 @@ def test_long_query_with_thinking_is_cut_for_the_thinker_too(thinker, encoder, c
     assert result.thinking and len(result.thoughts) == 1 and result.vector.shape == (encoder.dimension,)
     assert "cut to 24 for the thinker" in caplog.text
     assert "longer than the encoder's 256 tokens were cut" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # adapt cuts most chunks on purpose: one warning, not one per query
+        embedder.embed_query("waves and the sun " * 300)
+    assert "for the thinker" not in caplog.text
 
 
 @pytest.mark.slow

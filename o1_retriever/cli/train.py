@@ -52,11 +52,7 @@ def synthesize_cmd(
     if not todo:
         err.print(f"[green]nothing to do:[/] all {len(rows)} rows are already in {out}")
         return
-    if negatives and any(not r.neg for r in todo):
-        corpus = list(read_beir_corpus(pairs).values()) if pairs.is_dir() else sorted({p for r in rows for p in r.pos})
-        with err.status("loading the mining encoder"):
-            miner = build_encoder(EmbedderConfig(encoder=mine_encoder, device=device))
-        mine_hard_negatives(todo, corpus, miner, n=negatives)
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     with err.status("loading the generator and the committee"):
         if generator in ("", "none"):
             raise ModelLoadError("synthesis needs a --generator")
@@ -64,9 +60,14 @@ def synthesize_cmd(
             raise ModelLoadError("an OpenAI-compatible generator URL needs --generator-model")
         config = EmbedderConfig(thinker=generator, thinker_model=generator_model, device=device)
         thinker = build_thinker(config, prompt=SYNTHESIS_PROMPT, max_query_tokens=2048)
+        thinker.check(candidates, sampling)  # a generator that cannot write is refused before mining or voting
         committee = build_committee(voters, vote, device=device)
-    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     try:
+        if negatives and any(not r.neg for r in todo):
+            corpus = list(read_beir_corpus(pairs).values()) if pairs.is_dir() else sorted({p for r in rows for p in r.pos})
+            with err.status("loading the mining encoder"):
+                miner = build_encoder(EmbedderConfig(encoder=mine_encoder, device=device))
+            mine_hard_negatives(todo, corpus, miner, n=negatives)
         stats = synthesize(rows, out, thinker, committee, candidates=candidates, shots=shots, shot_words=shot_words, sampling=sampling, batch_rows=batch, seed=seed)
     finally:
         thinker.close()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from o1_retriever.evaluation.metrics import evaluate_run
+from o1_retriever.evaluation.thinking import Generation, failure_reason
 from o1_retriever.index.hybrid import DEFAULT_FUSION, QUERY_REPEAT, Fusion, fuse, keyword_query
 from o1_retriever.index.keyword import BM25
 
@@ -82,8 +83,11 @@ def keyword_system(
     run = dict(zip(qids, runs))
     metrics, per_query = evaluate_run(dataset.qrels, run)
     n = max(1, len(qids))
+    thought = {q: bool(t) for q, t in zip(qids, thoughts)}
     return dict(
         name=system.name,
+        # as for the dense thinking systems: all queries fell back, so no figures of its own
+        failed=failure_reason(thought, len(qids) if thinking else 0, generation or Generation()),
         metrics=metrics,
         latencies_ms=latencies,
         thoughts_per_query=sum(len(t) for t in thoughts) / n,
@@ -91,7 +95,7 @@ def keyword_system(
         fallbacks=fallbacks,
         per_query=per_query,
         aggregation=system.aggregation if thinking else None,
-        thought={q: bool(t) for q, t in zip(qids, thoughts)},
+        thought=thought,
         run=run,
         thoughts=dict(zip(qids, thoughts)) if thinking else {},
     )

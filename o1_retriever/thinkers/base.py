@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from o1_retriever.prompts import ThoughtPrompt
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,15 @@ class Thinker(ABC):
     @abstractmethod
     def identity(self) -> str:
         """Stable name of the model behind this thinker (part of the thought cache key)."""
+
+    def _note_cut(self, tokens: int, limit: int) -> None:
+        """Log that a query of ``tokens`` tokens was cut to ``limit`` for the prompt: a warning the
+        first time, then at debug level (``adapt`` cuts most chunks on purpose: one line says so,
+        not one per chunk)."""
+        first = not getattr(self, "_cut_noted", False)
+        self._cut_noted = True
+        log.log(logging.WARNING if first else logging.DEBUG, "query of %d tokens cut to %d for the thinker%s",
+                tokens, limit, " (further cuts are logged at debug level)" if first else "")
 
     @abstractmethod
     def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:

@@ -123,7 +123,7 @@ class LlamaCppThinker(Thinker):
         ids = self.llm.tokenize(query.encode("utf-8"), add_bos=False, special=False)
         if len(ids) <= self.max_query_tokens:
             return query
-        log.warning("query of %d tokens cut to %d for the thinker", len(ids), self.max_query_tokens)
+        self._note_cut(len(ids), self.max_query_tokens)
         return self.llm.detokenize(ids[: self.max_query_tokens]).decode("utf-8", errors="ignore")
 
     def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:

@@ -78,7 +78,7 @@ class TransformersThinker(Thinker):
         ids = self.tokenizer(query, add_special_tokens=False)["input_ids"]
         if len(ids) <= self.max_query_tokens:
             return query
-        log.warning("query of %d tokens cut to %d for the thinker", len(ids), self.max_query_tokens)
+        self._note_cut(len(ids), self.max_query_tokens)
         return self.tokenizer.decode(ids[: self.max_query_tokens])
 
     def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
