@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from o1_retriever.encoders.base import normalize
+from o1_retriever.encoders.base import Encoder, normalize
 from o1_retriever.errors import ArgumentError, ModelLoadError, O1RetrieverError, ThinkerError, ThinkerUnavailableError
 
 #: attributes that name where a model is served, in the spellings of the common integrations
@@ -193,3 +193,77 @@ def framework_embedder(config: Any, thinker: Any = None, encoder: Any = None) ->
         return ThinkingEmbedder.from_config(config)
     models = (thinker if thinker is not None else build_thinker(config), encoder if encoder is not None else build_encoder(config))
     return ThinkingEmbedder.from_config(config, models=models)
+
+
+# -- encoders ------------------------------------------------------------------------------------
+class FrameworkEncoder(Encoder):
+    """What a framework's embedding model needs to serve as the core's
+    :class:`~o1_retriever.encoders.base.Encoder`, written once for LangChain and LlamaIndex: the
+    identity, a dimension read from one probe embedding on first need, query strings (query +
+    thought) embedded one by one through the model's *query* side (its instruction prefix or input
+    type applies), documents in batches, every vector checked and L2-normalised as the core's
+    encoders return them, and any failure one line naming the model. A subclass says how to call
+    its framework: :meth:`_embed_query`, :meth:`_aembed_query`, :meth:`_embed_documents`,
+    :meth:`_aembed_documents`."""
+
+    def __init__(self, identity: str) -> None:
+        self._identity = identity
+        self._dimension: int | None = None
+
+    def _embed_query(self, text: str) -> Sequence[float]:
+        raise NotImplementedError
+
+    async def _aembed_query(self, text: str) -> Sequence[float]:
+        raise NotImplementedError
+
+    def _embed_documents(self, texts: list[str], show_progress: bool) -> Sequence[Sequence[float]]:
+        raise NotImplementedError
+
+    async def _aembed_documents(self, texts: list[str]) -> Sequence[Sequence[float]]:
+        raise NotImplementedError
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = self._checked([self._call(self._embed_query, "dimension probe")]).shape[1]
+        return self._dimension
+
+    def query_text(self, query: str | None, thought: str | None) -> str:
+        return " ".join(p for p in (query, thought) if p)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._checked([self._call(self._embed_query, t) for t in texts])
+
+    async def aencode_queries(self, texts: list[str]) -> np.ndarray:
+        try:  # a query's strings concurrently
+            vectors = await asyncio.gather(*(self._aembed_query(t) for t in texts))
+        except Exception as exc:
+            raise encoder_failure(self._identity, exc) from None
+        return self._checked(list(vectors))
+
+    def encode_documents(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        return self._checked(list(self._call(lambda part: self._embed_documents(part, show_progress), texts)), len(texts))
+
+    async def aencode_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        try:
+            vectors = await self._aembed_documents(texts)
+        except Exception as exc:
+            raise encoder_failure(self._identity, exc) from None
+        return self._checked(list(vectors), len(texts))
+
+    def _call(self, method: Any, arg: Any) -> Any:
+        try:
+            return method(arg)
+        except Exception as exc:
+            raise encoder_failure(self._identity, exc) from None
+
+    def _checked(self, vectors: list[Any], expected: int | None = None) -> np.ndarray:
+        return checked_vectors(self._identity, vectors, expected=expected, dimension=self._dimension)

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.conftest import ROOT, SHARED_DATA, shared_dataset
+from tests.conftest import ROOT, shared_dataset
 
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(p for p in DOCS.rglob("*.md") if "_hooks" not in p.parts)]

@@ -5,10 +5,8 @@ and the gate use them through the Python API as they use the built-in models).""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Optional, Sequence
 
-import numpy as np
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel, BaseLLM
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -16,18 +14,16 @@ from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 
 from o1_retriever.adapters import (
     BASE_URL_ATTRIBUTES,
+    FrameworkEncoder,
     MODEL_ATTRIBUTES,
     TEMPERATURE_ATTRIBUTES,
     TOKEN_LIMIT_ATTRIBUTES,
     SharedLimit,
-    checked_vectors,
-    encoder_failure,
     first_attribute,
     model_identity,
     scalar_params,
     thinker_failure,
 )
-from o1_retriever.encoders.base import Encoder
 from o1_retriever.errors import ArgumentError, ModelLoadError, O1RetrieverError, ThinkerError, ThinkerUnavailableError
 from o1_retriever.evaluation.rag import Reader
 from o1_retriever.prompts import ThoughtPrompt, prompt_for_model
@@ -186,7 +182,7 @@ def message_thought(message: BaseMessage) -> str:
     return clean_thought("".join(texts), "\n".join(r for r in reasoning if r) or None)
 
 
-class LangChainEncoder(Encoder):
+class LangChainEncoder(FrameworkEncoder):
     """A LangChain ``Embeddings`` object as encoder. Query strings (query + thought) go through
     ``embed_query`` (a model's query side: instruction prefixes, input types), documents through
     ``embed_documents``; vectors are L2-normalised as the core's encoders are. The dimension is
@@ -207,65 +203,29 @@ class LangChainEncoder(Encoder):
         if isinstance(embeddings, O1Embeddings):
             raise ArgumentError("base_embeddings is an O1Embeddings: give the plain embeddings it should think for")
         self.embeddings = embeddings
-        self._identity = encoder_id or langchain_identity(embeddings, role="encoder")
-        self._dimension: Optional[int] = None
+        super().__init__(encoder_id or langchain_identity(embeddings, role="encoder"))
 
-    @property
-    def identity(self) -> str:
-        return self._identity
+    def _embed_query(self, text: str) -> Any:
+        return self.embeddings.embed_query(text)
 
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            self._dimension = self._checked([self._call(self.embeddings.embed_query, "dimension probe")]).shape[1]
-        return self._dimension
+    async def _aembed_query(self, text: str) -> Any:
+        return await self.embeddings.aembed_query(text)
 
-    def query_text(self, query: Optional[str], thought: Optional[str]) -> str:
-        return " ".join(p for p in (query, thought) if p)
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._checked([self._call(self.embeddings.embed_query, t) for t in texts])
-
-    async def aencode_queries(self, texts: list[str]) -> np.ndarray:
-        try:
-            vectors = await asyncio.gather(*(self.embeddings.aembed_query(t) for t in texts))
-        except Exception as exc:
-            raise self._failure(exc) from None
-        return self._checked(list(vectors))
-
-    def encode_documents(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+    def _embed_documents(self, texts: list[str], show_progress: bool) -> Any:
+        if not show_progress:
+            return self.embeddings.embed_documents(texts)
         from tqdm.auto import tqdm
 
-        if not texts:
-            return np.zeros((0, self.dimension), np.float32)
-        vectors: list[Any] = []
-        with tqdm(total=len(texts), desc="embedding", unit="doc", disable=not show_progress) as bar:
-            for i in range(0, len(texts), _DOCUMENT_BATCH if show_progress else len(texts)):
-                part = texts[i : i + _DOCUMENT_BATCH] if show_progress else texts
-                vectors.extend(self._call(self.embeddings.embed_documents, part))
+        vectors: list[Any] = []  # in parts, so a bar can move
+        with tqdm(total=len(texts), desc="embedding", unit="doc") as bar:
+            for i in range(0, len(texts), _DOCUMENT_BATCH):
+                part = texts[i : i + _DOCUMENT_BATCH]
+                vectors.extend(self.embeddings.embed_documents(part))
                 bar.update(len(part))
-        return self._checked(vectors, len(texts))
+        return vectors
 
-    async def aencode_documents(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), np.float32)
-        try:
-            vectors = await self.embeddings.aembed_documents(texts)
-        except Exception as exc:
-            raise self._failure(exc) from None
-        return self._checked(list(vectors), len(texts))
-
-    def _call(self, method: Any, arg: Any) -> Any:
-        try:
-            return method(arg)
-        except Exception as exc:
-            raise self._failure(exc) from None
-
-    def _failure(self, exc: Exception) -> O1RetrieverError:
-        return encoder_failure(self._identity, exc)
-
-    def _checked(self, vectors: list[Any], expected: Optional[int] = None) -> np.ndarray:
-        return checked_vectors(self._identity, vectors, expected=expected, dimension=self._dimension)
+    async def _aembed_documents(self, texts: list[str]) -> Any:
+        return await self.embeddings.aembed_documents(texts)
 
 
 class LangChainReader(Reader):

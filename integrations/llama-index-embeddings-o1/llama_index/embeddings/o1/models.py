@@ -9,24 +9,21 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
-import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.llms import LLM
 
 from o1_retriever.adapters import (
     BASE_URL_ATTRIBUTES,
+    FrameworkEncoder,
     MODEL_ATTRIBUTES,
     TEMPERATURE_ATTRIBUTES,
     TOKEN_LIMIT_ATTRIBUTES,
     SharedLimit,
-    checked_vectors,
-    encoder_failure,
     first_attribute,
     model_identity,
     thinker_failure,
 )
-from o1_retriever.encoders.base import Encoder
 from o1_retriever.evaluation.rag import Reader
 from o1_retriever.errors import ArgumentError, ModelLoadError, O1RetrieverError, ThinkerUnavailableError
 from o1_retriever.prompts import ThoughtPrompt, prompt_for_model
@@ -142,7 +139,7 @@ def reply_thought(reply: Any) -> str:
     return clean_thought(text or "", "\n".join(reasoning) or None)
 
 
-class LlamaIndexEncoder(Encoder):
+class LlamaIndexEncoder(FrameworkEncoder):
     """A LlamaIndex ``BaseEmbedding`` as encoder: query strings (query + thought) through
     ``get_query_embedding`` (its query instruction applies), documents through
     ``get_text_embedding_batch``; vectors L2-normalised as the core's encoders are. Async calls
@@ -163,57 +160,19 @@ class LlamaIndexEncoder(Encoder):
         if isinstance(embed_model, O1Embedding):
             raise ArgumentError("embed_model is an O1Embedding: give the plain embedding model it should think for")
         self.embed_model = embed_model
-        self._identity = encoder_id or llama_index_identity(embed_model, role="encoder")
-        self._dimension: Optional[int] = None
+        super().__init__(encoder_id or llama_index_identity(embed_model, role="encoder"))
 
-    @property
-    def identity(self) -> str:
-        return self._identity
+    def _embed_query(self, text: str) -> Any:
+        return self.embed_model.get_query_embedding(text)
 
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            self._dimension = self._checked([self._call(self.embed_model.get_query_embedding, "dimension probe")]).shape[1]
-        return self._dimension
+    async def _aembed_query(self, text: str) -> Any:
+        return await self.embed_model.aget_query_embedding(text)
 
-    def query_text(self, query: Optional[str], thought: Optional[str]) -> str:
-        return " ".join(p for p in (query, thought) if p)
+    def _embed_documents(self, texts: list[str], show_progress: bool) -> Any:
+        return self.embed_model.get_text_embedding_batch(texts, show_progress=show_progress)
 
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._checked([self._call(self.embed_model.get_query_embedding, t) for t in texts])
-
-    async def aencode_queries(self, texts: list[str]) -> np.ndarray:
-        try:
-            vectors = await asyncio.gather(*(self.embed_model.aget_query_embedding(t) for t in texts))
-        except Exception as exc:
-            raise self._failure(exc) from None
-        return self._checked(list(vectors))
-
-    def encode_documents(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), np.float32)
-        return self._checked(self._call(lambda t: self.embed_model.get_text_embedding_batch(t, show_progress=show_progress), texts), len(texts))
-
-    async def aencode_documents(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), np.float32)
-        try:
-            vectors = await self.embed_model.aget_text_embedding_batch(texts)
-        except Exception as exc:
-            raise self._failure(exc) from None
-        return self._checked(list(vectors), len(texts))
-
-    def _call(self, method: Any, arg: Any) -> Any:
-        try:
-            return method(arg)
-        except Exception as exc:
-            raise self._failure(exc) from None
-
-    def _failure(self, exc: Exception) -> O1RetrieverError:
-        return encoder_failure(self._identity, exc)
-
-    def _checked(self, vectors: list[Any], expected: Optional[int] = None) -> np.ndarray:
-        return checked_vectors(self._identity, vectors, expected=expected, dimension=self._dimension)
+    async def _aembed_documents(self, texts: list[str]) -> Any:
+        return await self.embed_model.aget_text_embedding_batch(texts)
 
 
 class LlamaIndexReader(Reader):

@@ -14,7 +14,7 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
 from o1_retriever import ThinkingEmbedder
 from o1_retriever.embedder import as_thinking_embedder as core_as_thinking_embedder
-from o1_retriever.errors import ArgumentError, CollectionError, check_top_k
+from o1_retriever.errors import ArgumentError, check_top_k
 from o1_retriever.gate import GateProfile
 from o1_retriever.index import ChromaIndex
 from o1_retriever.index.chroma import thinking_mode

@@ -9,11 +9,9 @@ from llama_index.core.indices.query.query_transform.base import BaseQueryTransfo
 from llama_index.core.prompts.mixin import PromptDictType
 from llama_index.core.schema import QueryBundle
 
-from o1_retriever import ThinkingEmbedder
 from o1_retriever.aggregation import Aggregation, query_texts
 from o1_retriever.errors import ThinkerError, ThinkerUnavailableError
 
-from llama_index.embeddings.o1 import O1Embedding
 from llama_index.retrievers.o1.base import as_thinking_embedder
 
 log = logging.getLogger(__name__)
