@@ -122,10 +122,13 @@ class Reader:
         max_new_tokens: answer length bound (answers are short).
         batch_size: questions per local ``generate`` call.
         max_passage_chars: each passage is cut to this many characters.
+        backend: a ready generation backend (a ``name`` and ``chat(conversations,
+            max_new_tokens)``) in place of ``model``: how the framework adapters' readers plug a
+            LangChain or LlamaIndex model in.
     """
 
-    def __init__(self, model: str = "smollm2", *, model_name: str | None = None, max_new_tokens: int = 24, batch_size: int = 8, max_passage_chars: int = 1000, device: str | None = None) -> None:
-        self.lm = _backend(model, model_name, device)
+    def __init__(self, model: str = "smollm2", *, model_name: str | None = None, max_new_tokens: int = 24, batch_size: int = 8, max_passage_chars: int = 1000, device: str | None = None, backend: Any = None) -> None:
+        self.lm = backend if backend is not None else _backend(model, model_name, device)
         self.name = self.lm.name
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size

@@ -237,11 +237,8 @@ class LangChainReader(Reader):
     def __init__(self, llm: Any, *, batch_size: int = 8, max_passage_chars: int = 1000) -> None:
         if not isinstance(llm, Runnable):
             raise ArgumentError(f"the reader must be a LangChain chat model, LLM or Runnable, got {type(llm).__name__}")
-        self.lm = _LangChainChat(llm)
-        self.name = self.lm.name
-        self.max_new_tokens = 0  # the model's own limit applies
-        self.batch_size = batch_size
-        self.max_passage_chars = max_passage_chars
+        # max_new_tokens 0: the model's own limit applies
+        super().__init__(backend=_LangChainChat(llm), max_new_tokens=0, batch_size=batch_size, max_passage_chars=max_passage_chars)
 
 
 class _LangChainChat:

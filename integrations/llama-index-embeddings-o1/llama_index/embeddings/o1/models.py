@@ -183,11 +183,8 @@ class LlamaIndexReader(Reader):
     def __init__(self, llm: Any, *, batch_size: int = 8, max_passage_chars: int = 1000) -> None:
         if not isinstance(llm, LLM):
             raise ArgumentError(f"the reader must be a LlamaIndex LLM, got {type(llm).__name__}")
-        self.lm = _LlamaIndexChat(llm)
-        self.name = self.lm.name
-        self.max_new_tokens = 0  # the model's own limit applies
-        self.batch_size = batch_size
-        self.max_passage_chars = max_passage_chars
+        # max_new_tokens 0: the model's own limit applies
+        super().__init__(backend=_LlamaIndexChat(llm), max_new_tokens=0, batch_size=batch_size, max_passage_chars=max_passage_chars)
 
 
 class _LlamaIndexChat:
