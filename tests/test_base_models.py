@@ -289,7 +289,9 @@ def test_synthesize_refuses_a_generator_that_cannot_write_before_any_work(base_g
     data = _tiny_beir(tmp_path / "beir", sample_corpus)
     out = tmp_path / "thoughts.jsonl"
     refused = runner.invoke(app, ["synthesize", str(data), "--split", "test", "--out", str(out), "--generator", f"llamacpp:{base_gguf}",
-                                  "--candidates", "1", "--max-new-tokens", "8", "--negatives", "1"])
+                                  "--candidates", "1", "--max-new-tokens", "8", "--negatives", "1",
+                                  # an encoder that cannot load: were negatives mined first, its error would come instead
+                                  "--mine-encoder", str(tmp_path / "no-such-encoder")])
     assert refused.exit_code == 2, refused.output
     assert "no chat template" in refused.output and "Traceback" not in refused.output
     assert not out.exists()
