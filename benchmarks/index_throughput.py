@@ -34,7 +34,7 @@ def main() -> None:
     from o1_retriever import ThinkingEmbedder
     from o1_retriever.encoders.sentence_transformers import SentenceTransformerEncoder
     from o1_retriever.index import ChromaIndex, read_source
-    from o1_retriever.index.chroma import make_client
+    from o1_retriever.index.client import make_client
 
     print(f"machine: {machine()}")
     docs = list(itertools.islice(read_source(dataset("scifact")), args.docs))

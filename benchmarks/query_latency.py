@@ -45,7 +45,7 @@ def main() -> None:
     from o1_retriever import SamplingConfig, ThinkingEmbedder, ThoughtCache
     from o1_retriever.encoders.sentence_transformers import SentenceTransformerEncoder
     from o1_retriever.index import ChromaIndex, read_source
-    from o1_retriever.index.chroma import make_client
+    from o1_retriever.index.client import make_client
     from importlib.resources import files
 
     print(f"machine: {machine()}")

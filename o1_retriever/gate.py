@@ -18,17 +18,20 @@ A :class:`GateProfile` says which signal, which side thinks (below or above the 
 the threshold; ``o1-retriever calibrate`` fits one on data that is not the test (a budget caps
 the share of queries that think) and writes it as JSON. :data:`DEFAULT_PROFILE` is what users
 who never calibrate get: fitted on SciFact ``train`` (MiniLM + the offline SmolLM2 thinker).
+
+This module only decides: it reads scores and embeds or searches nothing. The gated search (a
+plain pass, the decisions, a thinking pass for the queries that think) is
+:func:`o1_retriever.search.search_with_gate`, above the embedder.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -37,7 +40,6 @@ from o1_retriever.errors import O1RetrieverError
 SIGNALS = ("top1", "margin", "spread", "lead", "zlead")
 SIDES = ("below", "above")
 DEPTH = 10  # hits the signals read
-R = TypeVar("R")
 PROFILE_VERSION = 1
 
 
@@ -167,53 +169,6 @@ class GateProfile:
         except (OSError, ValueError) as exc:
             raise GateError(f"{path}: unreadable gate profile ({exc})") from None
         return cls.from_dict(data, str(path))
-
-
-# -- searching with the gate ---------------------------------------------------------------------
-@dataclass
-class GatedSearch(Generic[R]):
-    """What :func:`search_with_gate` did for each query: the query embedding used (plain, or
-    with thoughts), the hits searched with it, the gate's decision, and the seconds of its two
-    phases (the plain one for every query, the thinking one for those the gate sent on)."""
-
-    embeddings: list[Any]
-    hits: list[R]
-    decisions: list[GateDecision]
-    plain_seconds: float
-    thinking_seconds: float
-
-
-def search_with_gate(
-    embedder: Any,
-    queries: Sequence[str],
-    search: Callable[[list[Any], int], list[R]],
-    scores: Callable[[R], Sequence[float]],
-    gate: GateProfile,
-    *,
-    k: int = DEPTH,
-    thoughts: int | None = None,
-    aggregation: str | None = None,
-) -> GatedSearch[R]:
-    """Adaptive thinking, the one implementation ``ChromaIndex.search(thinking="auto")`` and
-    ``eval``'s auto system share: embed the queries plainly, ``search`` the vectors
-    (``search(vectors, n)`` returns each vector's top ``n`` hits, best first, ``n`` being ``k``
-    or :data:`DEPTH` if more; ``scores`` gives a hit list's similarities), let ``gate`` decide
-    from the top :data:`DEPTH`, then embed the chosen queries with thoughts
-    (``embedder.embed_queries``; the bare query's vector is reused) and search again. A query's
-    hits may be longer than ``k``: the caller cuts."""
-    depth = max(k, DEPTH)
-    start = time.perf_counter()
-    embeddings = embedder.embed_queries(list(queries), thinking=False, return_thoughts=True)
-    hits = search([e.vector for e in embeddings], depth)
-    decisions = [gate.decide(list(scores(h))[:DEPTH]) for h in hits]
-    plain_seconds = time.perf_counter() - start
-    chosen = [i for i, d in enumerate(decisions) if d.think]
-    start = time.perf_counter()
-    if chosen:
-        deep = embedder.embed_queries([queries[i] for i in chosen], thinking=True, thoughts=thoughts, aggregation=aggregation, return_thoughts=True)
-        for i, e, h in zip(chosen, deep, search([e.vector for e in deep], depth)):
-            embeddings[i], hits[i] = e, h
-    return GatedSearch(embeddings, hits, decisions, plain_seconds, time.perf_counter() - start)
 
 
 # -- calibration ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 #: package -> where its private parts are used (the reason for its upper bound)
 PRIVATE_USE = {
     "accelerate": "training/precision.py: AcceleratorState._reset_state",
-    "chromadb": "index/chroma.py: Chroma's client internals",
+    "chromadb": "index/client.py: Chroma's client internals (Collection._client in client_of)",
     "llama-cpp-python": "thinkers/llamacpp.py: llama_cpp._internals, Llama._model",
 }
 

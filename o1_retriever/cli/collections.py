@@ -120,7 +120,7 @@ def delete_cmd(
     """Delete a collection and everything in it (asks first on a terminal; --yes for scripts)."""
     from o1_retriever.errors import CollectionError
     from o1_retriever.index import keyword, open_collection
-    from o1_retriever.index.chroma import chroma_call
+    from o1_retriever.index.client import chroma_call
 
     client = _client(db, host, port, token)
     count = chroma_call(client, open_collection(client, name).count)

@@ -35,7 +35,7 @@ def search_cmd(
 ) -> None:
     """Think about QUERY, then search the collection."""
     from o1_retriever.gate import GateProfile
-    from o1_retriever.index.results import THINKING_MODES
+    from o1_retriever.search import THINKING_MODES
 
     check_query(query)  # before loading any model
     check_mode(mode)

@@ -386,8 +386,8 @@ def _dense(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, sto
 
 def _auto(system: System, dataset: BeirDataset, embedder: ThinkingEmbedder, store: DocumentStore, texts: list[str], qids: list[str], k: int, generation: Generation, gate: GateProfile) -> SystemResult:
     """Adaptive thinking exactly as ``ChromaIndex.search(thinking="auto")`` runs it
-    (:func:`o1_retriever.gate.search_with_gate`), over the exact document store."""
-    from o1_retriever.gate import search_with_gate
+    (:func:`o1_retriever.search.search_with_gate`), over the exact document store."""
+    from o1_retriever.search import search_with_gate
 
     embedder.forget_vectors()  # every system pays for its own encoding
     done = search_with_gate(

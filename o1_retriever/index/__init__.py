@@ -1,16 +1,8 @@
 """Chroma-backed index (dense, keyword and hybrid search) and document sources."""
 
-from o1_retriever.index.chroma import (
-    ChromaIndex,
-    CollectionInfo,
-    Hit,
-    IndexStats,
-    SearchResult,
-    collection_info,
-    collection_names,
-    make_client,
-    open_collection,
-)
+from o1_retriever.index.chroma import ChromaIndex, CollectionInfo, IndexStats, collection_info
+from o1_retriever.index.client import collection_names, make_client, open_collection
+from o1_retriever.index.results import Hit, SearchResult
 from o1_retriever.index.hybrid import MODES, Fusion, fuse
 from o1_retriever.index.keyword import BM25
 from o1_retriever.index.sources import Document, SourceReport, chunk_text, read_source, source_id

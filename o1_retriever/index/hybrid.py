@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from o1_retriever.errors import InvalidQueryError
 from o1_retriever.index import keyword as kw
-from o1_retriever.index.results import HASH_KEY, SOURCE_KEY, Hit, SearchResult, thinking_mode
+from o1_retriever.index.results import HASH_KEY, SOURCE_KEY, Hit, SearchResult
+from o1_retriever.search import thinking_mode
 
 if TYPE_CHECKING:
     from o1_retriever.gate import GateProfile

@@ -1,14 +1,15 @@
-"""What a search returns (:class:`Hit`, :class:`SearchResult`), how ``thinking=`` is spelled,
-and the keys the index keeps in each chunk's metadata (never shown in a hit). Shared by dense
-search (:mod:`o1_retriever.index.chroma`) and keyword / hybrid search
-(:mod:`o1_retriever.index.hybrid`)."""
+"""What a search returns (:class:`Hit`, :class:`SearchResult`) and the keys the index keeps in
+each chunk's metadata (never shown in a hit). Shared by dense search
+(:mod:`o1_retriever.index.chroma`) and keyword / hybrid search (:mod:`o1_retriever.index.hybrid`).
+How ``thinking=`` is spelled (:func:`~o1_retriever.search.thinking_mode`) is a query concept: it
+lives in :mod:`o1_retriever.search` and stays importable from here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from o1_retriever.errors import InvalidQueryError
+from o1_retriever.search import THINKING_MODES, thinking_mode  # noqa: F401  (importable from here as before)
 
 if TYPE_CHECKING:
     from o1_retriever.gate import GateDecision
@@ -51,15 +52,3 @@ class SearchResult:
             out["fallback"] = True
         return out
 
-
-THINKING_MODES = ("auto", "always", "never")
-
-
-def thinking_mode(thinking: bool | str | None) -> bool | str | None:
-    """``True``/``"always"`` -> True, ``False``/``"never"`` -> False, ``"auto"``, or None (think
-    when the embedder has a thinker); anything else is an :class:`InvalidQueryError`."""
-    if thinking is None or isinstance(thinking, bool):
-        return thinking
-    if thinking in THINKING_MODES:
-        return {"always": True, "never": False}.get(thinking, "auto")
-    raise InvalidQueryError(f"thinking must be True, False, None or one of {', '.join(THINKING_MODES)}; got {thinking!r}")

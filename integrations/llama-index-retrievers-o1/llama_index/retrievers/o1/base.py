@@ -17,8 +17,8 @@ from o1_retriever.embedder import as_thinking_embedder as core_as_thinking_embed
 from o1_retriever.errors import ArgumentError, check_top_k
 from o1_retriever.gate import GateProfile
 from o1_retriever.index import ChromaIndex
-from o1_retriever.index.chroma import thinking_mode
 from o1_retriever.index.hybrid import check_mode
+from o1_retriever.search import thinking_mode
 
 from llama_index.embeddings.o1 import O1Embedding
 
