@@ -197,17 +197,42 @@ def adapt(
     if not kept and not pairs:
         raise EncoderTrainingError(f"no question survived the filters ({summary['removed']}); see {Path(out) / QUESTIONS_FILE}")
 
-    rows = [PairRow(query=q.question, pos=[chunks[q.chunk_id]], id=f"{q.chunk_id}#{q.sample}") for q in kept]
-    rows += [PairRow(query=r.query, pos=list(r.pos), neg=list(r.neg), id=r.id) for r in pairs]
+    dev_chunks = draw_dev_chunks(written, config.train.dev_fraction, seed=config.train.seed)
+    dev = [PairRow(query=q.question, pos=[chunks[q.chunk_id]], id=f"{q.chunk_id}#{q.sample}", split="dev")
+           for q in written if q.chunk_id in dev_chunks and _dev_candidate(q)]
+    rows = [PairRow(query=q.question, pos=[chunks[q.chunk_id]], id=f"{q.chunk_id}#{q.sample}", split="train" if dev else None)
+            for q in kept if q.chunk_id not in dev_chunks]
+    rows += [PairRow(query=r.query, pos=list(r.pos), neg=list(r.neg), id=r.id, split="train" if dev else None) for r in pairs]
+    if not rows:
+        raise EncoderTrainingError(f"no question is left for training once the dev split is drawn ({len(kept)} kept); lower --dev-fraction or write more questions")
     corpus = list(chunks.values())
     if config.train.negatives:  # mined against the vectors the round trip already computed
         mine_hard_negatives([r for r in rows if not r.neg], corpus, encoder, n=config.train.negatives,
                             skip=config.train.negative_skip, corpus_vectors=vectors, show_progress=show_progress)
-    training = train_encoder(rows, out, config.train, embedder=embedder, corpus=corpus, data_name=f"questions generated for {corpus_name}",
+    training = train_encoder(rows + dev, out, config.train, embedder=embedder, corpus=corpus, data_name=f"questions generated for {corpus_name}",
                              device=device, show_progress=show_progress)
     result = AdaptResult(Path(out), len(chunks), summary, generation, training, time.perf_counter() - started)
     _describe(Path(out), result, config, corpus_name, labelled=len(pairs))
     return result
+
+
+def _dev_candidate(question: Question) -> bool:
+    """A question the dev split may hold: a real question, whatever the round trip said of it."""
+    return question.kept or (question.reason or "").startswith("round-trip")
+
+
+def draw_dev_chunks(questions: Sequence[Question], fraction: float, *, seed: int = 0) -> set[str]:
+    """The chunks whose questions form the dev split: a seeded ``fraction`` of the chunks that have
+    a real question, drawn *before* the round-trip filter. Questions that passed the round trip
+    score near 1.0 by construction (their chunk is already in the base encoder's top r), so a dev
+    split drawn after it cannot tell settings apart; this one keeps the questions the base encoder
+    finds hard. Whole chunks go to one side, so no chunk is trained on and tested on."""
+    candidates = sorted({q.chunk_id for q in questions if _dev_candidate(q)})
+    n_dev = round(len(candidates) * fraction)
+    if fraction <= 0 or n_dev == 0 or n_dev >= len(candidates):
+        return set()
+    random.Random(seed).shuffle(candidates)
+    return set(candidates[:n_dev])
 
 
 def _describe(out: Path, result: AdaptResult, config: AdaptConfig, corpus_name: str, labelled: int) -> None:
@@ -225,6 +250,7 @@ def _describe(out: Path, result: AdaptResult, config: AdaptConfig, corpus_name: 
         "top_r": config.top_r,
         "generation": result.generation,
         "filtering": result.filtering,
+        "dev_questions": result.training.dev_queries,
         "seconds": round(result.seconds, 1),
     }
     write_encoder_metadata(out, meta, adaptation_section(meta["adaptation"]))
@@ -244,7 +270,8 @@ def adaptation_section(info: dict[str, Any]) -> str:
             f"Adapted {without} to **{info['corpus']}** ({info['chunks']} chunks): {info['questions_per_chunk']} questions per chunk{sample} "
             f"written{by}; {f['written']} questions, {f['kept']} kept ({100 * f['kept_share']:.1f} %) by the filters "
             f"(round trip: the chunk in the base encoder's top {info['top_r']}; removed: {removed}). "
-            f"The dev figures above are on held-out generated questions. Questions: `{QUESTIONS_FILE}` in this folder. "
+            f"The dev figures above are on {info.get('dev_questions', 'the')} held-out generated questions of other chunks, drawn before the "
+            f"round-trip filter (so they include questions the base encoder finds hard). Questions: `{QUESTIONS_FILE}` in this folder. "
             f"{info['seconds'] / 60:.1f} minutes end to end.",
         ]
     )

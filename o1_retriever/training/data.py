@@ -29,6 +29,10 @@ class PairRow:
     all_thought: list[str] | None = None
     thought: str | None = None
     votes: dict[str, list[float]] | None = None
+    # "train" or "dev" when the row's side was chosen by its maker (``adapt`` draws its dev questions
+    # before the round-trip filter, which would otherwise make them easy by construction); None:
+    # :func:`split_dev` draws the side
+    split: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -53,7 +57,10 @@ class PairRow:
         if not isinstance(neg, list) or not all(isinstance(n, str) for n in neg):
             raise SourceError(f"{where}: 'neg' must be a list of strings")
         thoughts = row.get("all_thought")
-        known = {"query", "pos", "neg", "id", "all_thought", "thought", "votes"}
+        split = row.get("split")
+        if split not in (None, "train", "dev"):
+            raise SourceError(f"{where}: 'split' must be \"train\" or \"dev\", got {split!r}")
+        known = {"query", "pos", "neg", "id", "all_thought", "thought", "votes", "split"}
         return cls(
             query=query,
             pos=pos,
@@ -62,6 +69,7 @@ class PairRow:
             all_thought=list(thoughts) if isinstance(thoughts, list) else None,
             thought=row.get("thought") if isinstance(row.get("thought"), str) else None,
             votes=row.get("votes") if isinstance(row.get("votes"), dict) else None,
+            split=split,
             extra={k: v for k, v in row.items() if k not in known},
         )
 
@@ -163,10 +171,20 @@ def split_dev(rows: Sequence[PairRow], fraction: float, *, seed: int = 0) -> tup
     Rows are grouped by query text (whitespace and case folded), so a query with several rows
     (several positives, or repeated lines) lands wholly on one side and the dev split never
     shares a query with the rows trained on. ``fraction`` 0 returns every row for training.
+
+    Rows whose ``split`` is set were placed by their maker: when any row has one, the rows marked
+    ``"dev"`` are the dev split and every other row trains (``fraction`` is not used).
     """
     if not 0 <= fraction < 1:
         raise SourceError(f"the dev fraction must be in [0, 1), got {fraction}")
     rows = list(rows)
+    if any(r.split is not None for r in rows):
+        dev = [r for r in rows if r.split == "dev"]
+        dev_keys = {query_key(r.query) for r in dev}
+        train = [r for r in rows if r.split != "dev" and query_key(r.query) not in dev_keys]
+        if not train:
+            raise SourceError(f"the rows name {len(dev)} dev rows and no training row")
+        return train, dev
     if fraction == 0:
         return rows, []
     import random

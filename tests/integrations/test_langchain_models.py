@@ -5,6 +5,7 @@ langchain-openai's ``ChatOpenAI``, and MiniLM through langchain-huggingface's
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 
 import numpy as np
@@ -192,9 +193,11 @@ def test_a_failing_model_falls_back_with_a_one_line_reason_and_caches_nothing(hf
     result = embedder.embed_query(QUESTION, return_thoughts=True)
     assert result.fallback and not result.thinking and result.thoughts == []
     assert np.allclose(result.vector, embedder.embed_query(QUESTION, thinking=False), atol=1e-6)
-    assert len(cache) == 0 and "smollm2" in caplog.text and "APIConnectionError" in caplog.text
+    # the class name is the client's own (APIConnectionError in openai, OpenAIConnectionError in newer
+    # langchain-openai releases); what matters is that the one line names the model and the cause
+    assert len(cache) == 0 and "smollm2" in caplog.text and re.search(r"failed: \w*ConnectionError", caplog.text)
     strict = ThinkingEmbedder(LangChainThinker(down), LangChainEncoder(hf_embeddings), thoughts=2, cache=cache, strict=True)
-    with pytest.raises(ThinkerError, match=r"ChatOpenAI\(model='smollm2'.*failed: APIConnectionError") as info:
+    with pytest.raises(ThinkerError, match=r"ChatOpenAI\(model='smollm2'.*failed: \w*ConnectionError") as info:
         strict.embed_query(QUESTION)
     assert "\n" not in str(info.value)
     # refused credentials hold for every query: never a fallback

@@ -117,7 +117,7 @@ def test_one_model_is_given_once_and_failures_fall_back(llama_server, hf_embeddi
     assert np.allclose(vector, hf_embedding.get_query_embedding(QUESTION) / np.linalg.norm(hf_embedding.get_query_embedding(QUESTION)), atol=1e-5)
     assert "OpenAILike(model='smollm2'" in caplog.text
     strict = O1Embedding(llm=down, embed_model=hf_embedding, thoughts=2, cache="none", strict=True)
-    with pytest.raises(ThinkerError, match="failed: APIConnectionError"):
+    with pytest.raises(ThinkerError, match=r"failed: \w*ConnectionError"):
         strict.get_query_embedding(QUESTION)
 
 
