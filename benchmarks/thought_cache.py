@@ -52,7 +52,7 @@ def main() -> None:
     rng = random.Random(0)
     tmp = Path(tempfile.mkdtemp(prefix="o1-cache-bench-"))
     path = tmp / "thoughts.sqlite"
-    keys = [cache_key(thinker="bench", prompt="p", sampling={}, k=3, query=str(i)) for i in range(args.rows)]
+    keys = [cache_key(thinker="bench", prompt="p", sampling={}, thoughts=3, query=str(i)) for i in range(args.rows)]
     cache = ThoughtCache(path, max_rows=args.rows + 3 * args.writes)  # room for every timed write
     batch = 1000
     for start in tqdm(range(0, args.rows, batch), desc="filling", unit="batch"):
@@ -79,7 +79,7 @@ def main() -> None:
     plain_conn.close()
 
     def one_row(tag: str, i: int) -> tuple[str, str, list[str]]:
-        key = cache_key(thinker="bench", prompt="p", sampling={}, k=3, query=f"{tag}-{i}")
+        key = cache_key(thinker="bench", prompt="p", sampling={}, thoughts=3, query=f"{tag}-{i}")
         return key, _text(rng, 60), [_text(rng, 240) for _ in range(3)]
 
     first_conn = sqlite3.connect(path, isolation_level=None)

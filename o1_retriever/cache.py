@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from o1_retriever.errors import CacheError
+from o1_retriever.errors import ArgumentError, CacheError, renamed_argument
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,15 @@ _LOCK_ERRORS = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _open_caches: "weakref.WeakSet[ThoughtCache]" = weakref.WeakSet()
 
 
-def cache_key(*, thinker: str, prompt: str, sampling: dict[str, Any], k: int, query: str) -> str:
+def cache_key(*, thinker: str, prompt: str, sampling: dict[str, Any], thoughts: int | None = None, query: str, k: int | None = None) -> str:
+    """The key of a query's thoughts: a hash of everything that shapes them (``thoughts``: per
+    query; ``k`` is its deprecated name). The hashed payload names it ``"k"`` as the first
+    version did, so the keys of existing caches are unchanged."""
+    thoughts = renamed_argument(thoughts, k, new="thoughts", old="k", caller="cache_key")
+    if thoughts is None:
+        raise ArgumentError("cache_key needs thoughts= (thoughts per query)")
     payload = json.dumps(
-        {"thinker": thinker, "prompt": prompt, "sampling": sampling, "k": k, "query": query},
+        {"thinker": thinker, "prompt": prompt, "sampling": sampling, "k": thoughts, "query": query},
         sort_keys=True,
         ensure_ascii=False,
     )
@@ -82,7 +88,7 @@ class ThoughtCache:
         from o1_retriever.cache import ThoughtCache, cache_key
 
         cache = ThoughtCache("/tmp/thoughts.sqlite", max_rows=50_000)
-        key = cache_key(thinker="t", prompt="p", sampling={}, k=1, query="why?")
+        key = cache_key(thinker="t", prompt="p", sampling={}, thoughts=1, query="why?")
         cache.put_many([(key, "why?", ["Because."])], thinker="t", prompt="p")
         assert cache.get_many([key]) == {key: ["Because."]}
         print(len(cache), cache.hit_rate)

@@ -16,7 +16,7 @@ from o1_retriever.aggregation import Aggregation, mean_vectors, query_texts
 from o1_retriever.cache import ThoughtCache, cache_key
 from o1_retriever.config import EmbedderConfig, means_no_cache
 from o1_retriever.encoders.base import Encoder
-from o1_retriever.errors import InvalidQueryError, ThinkerError, ThinkerUnavailableError, check_query, is_valid_unicode
+from o1_retriever.errors import InvalidQueryError, ThinkerError, ThinkerUnavailableError, check_query, is_valid_unicode, renamed_argument
 from o1_retriever.factory import build_models
 from o1_retriever.thinkers.base import SamplingConfig, Thinker, clean_thought
 
@@ -59,7 +59,7 @@ class ThinkingEmbedder:
         thinker: writes the thoughts; ``None`` makes a plain (non-thinking) embedder.
         encoder: embeds (query, thought) strings and documents.
         aggregation: ``"o1"``, ``"o1+query"`` or ``"hyde"`` (see :mod:`o1_retriever.aggregation`).
-        thoughts: k, thoughts per query.
+        thoughts: thoughts per query (the attribute :attr:`thoughts`; ``k`` before 0.2).
         sampling: generation parameters (seeded: same inputs, same thoughts).
         cache: a :class:`ThoughtCache`, a path to one, or ``None`` (the string ``"none"`` too, as
             in :class:`EmbedderConfig` and ``--cache none``).
@@ -79,11 +79,11 @@ class ThinkingEmbedder:
         strict: bool = False,
     ) -> None:
         if thoughts < 1:
-            raise ValueError("thoughts (k) must be >= 1")
+            raise ValueError("thoughts must be >= 1")
         self.thinker = thinker
         self.encoder = encoder
         self.aggregation = Aggregation.parse(aggregation)
-        self.k = thoughts
+        self.thoughts = thoughts
         self.sampling = sampling or SamplingConfig()
         if means_no_cache(cache):
             cache = None
@@ -112,6 +112,17 @@ class ThinkingEmbedder:
             strict=config.strict,
         )
 
+    @property
+    def k(self) -> int:
+        """Deprecated name of :attr:`thoughts` (thoughts per query); goes in the next minor version."""
+        _deprecated_attribute()
+        return self.thoughts
+
+    @k.setter
+    def k(self, value: int) -> None:
+        _deprecated_attribute()
+        self.thoughts = value
+
     # -- identity ----------------------------------------------------------------------------
     @property
     def dimension(self) -> int:
@@ -122,62 +133,69 @@ class ThinkingEmbedder:
         return self.encoder.fingerprint()
 
     # -- thinking ----------------------------------------------------------------------------
-    def check_thinker(self, k: int | None = None) -> None:
+    def check_thinker(self, thoughts: int | None = None, *, k: int | None = None) -> None:
         """Refuse at once, before any work, a thinker that cannot think about any query: raises
         :class:`ThinkerUnavailableError` (never a fallback, even without ``strict``) naming the
         model, the cause and the remedy (see :meth:`Thinker.check`). Every entry point calls it
         before its work, and :meth:`think` before thinking; a success is remembered per
-        (thinker, prompt, k, sampling), so it costs one check. Nothing to check without a thinker."""
+        (thinker, prompt, thoughts, sampling), so it costs one check. Nothing to check without a
+        thinker. ``thoughts``: per query (default: the embedder's); ``k`` is its deprecated name."""
+        thoughts = self._thoughts_arg(thoughts, k, "check_thinker")
         if self.thinker is None:
             return
-        key = (self.thinker.identity, self.thinker.prompt.key, k or self.k, self.sampling)
+        key = (self.thinker.identity, self.thinker.prompt.key, thoughts, self.sampling)
         if key not in self._checked:
-            self.thinker.check(k or self.k, self.sampling)
+            self.thinker.check(thoughts, self.sampling)
             self._checked.add(key)
 
-    def think(self, queries: Sequence[str], k: int | None = None) -> list[list[str]]:
-        """Up to ``k`` thoughts for each query: cached ones are reused, the rest are generated in
-        one batched call. Every thought goes through
+    def _thoughts_arg(self, thoughts: int | None, k: int | None, caller: str) -> int:
+        """The thoughts per query a call asked for (``k``: the deprecated name), else the embedder's."""
+        return renamed_argument(thoughts, k, new="thoughts", old="k", caller=f"ThinkingEmbedder.{caller}", depth=2) or self.thoughts
+
+    def think(self, queries: Sequence[str], thoughts: int | None = None, *, k: int | None = None) -> list[list[str]]:
+        """Up to ``thoughts`` thoughts for each query (default: the embedder's; ``k`` is its
+        deprecated name): cached ones are reused, the rest are generated in one batched call.
+        Every thought goes through
         :func:`~o1_retriever.thinkers.base.clean_thought` (a reasoning model's answer, or its
         reasoning, without think tags) and empty thoughts are dropped: an empty thought is never
         embedded. A query left with none gets ``[]``, is not cached, and is logged as a warning
         (with ``strict``, raises :class:`ThinkerError` instead). Raises :class:`ThinkerError` if
         the thinker fails."""
-        k = k or self.k
-        key_of, known, todo = self._cached_thoughts(queries, k)
+        thoughts = self._thoughts_arg(thoughts, k, "think")
+        key_of, known, todo = self._cached_thoughts(queries, thoughts)
         if todo:
             try:
-                written = self.thinker.think(todo, k, self.sampling)
+                written = self.thinker.think(todo, thoughts, self.sampling)
             except ThinkerError:
                 raise
             except Exception as exc:  # any backend failure becomes one clear error
                 raise self._thinker_failure(exc) from exc
-            known.update(self._keep_thoughts(key_of, todo, written, k))
+            known.update(self._keep_thoughts(key_of, todo, written, thoughts))
         return self._served_thoughts(queries, key_of, known)
 
-    async def athink(self, queries: Sequence[str], k: int | None = None) -> list[list[str]]:
+    async def athink(self, queries: Sequence[str], thoughts: int | None = None, *, k: int | None = None) -> list[list[str]]:
         """:meth:`think` on the event loop: the same cache keys and rules, the missing thoughts
         from the thinker's :meth:`~o1_retriever.thinkers.base.Thinker.athink` (all queries and
-        all k samples at once), cache reads and writes in a worker thread."""
-        k = k or self.k
-        key_of, known, todo = await asyncio.to_thread(self._cached_thoughts, queries, k)
+        all their samples at once), cache reads and writes in a worker thread."""
+        thoughts = self._thoughts_arg(thoughts, k, "athink")
+        key_of, known, todo = await asyncio.to_thread(self._cached_thoughts, queries, thoughts)
         if todo:
             try:
-                written = await self.thinker.athink(todo, k, self.sampling)
+                written = await self.thinker.athink(todo, thoughts, self.sampling)
             except ThinkerError:
                 raise
             except Exception as exc:
                 raise self._thinker_failure(exc) from exc
-            known.update(await asyncio.to_thread(self._keep_thoughts, key_of, todo, written, k))
+            known.update(await asyncio.to_thread(self._keep_thoughts, key_of, todo, written, thoughts))
         return self._served_thoughts(queries, key_of, known)
 
-    def _cached_thoughts(self, queries: Sequence[str], k: int) -> tuple[dict[str, str], dict[str, list[str]], list[str]]:
+    def _cached_thoughts(self, queries: Sequence[str], thoughts: int) -> tuple[dict[str, str], dict[str, list[str]], list[str]]:
         """(cache key of each distinct query, thoughts the cache holds by key, queries to think about)."""
         queries = [check_query(q) for q in queries]
         if self.thinker is None:
             raise ThinkerError("this embedder has no thinker")
-        self.check_thinker(k)
-        key_of = {q: self._key(q, k) for q in queries}  # each distinct query hashed once
+        self.check_thinker(thoughts)
+        key_of = {q: self._key(q, thoughts) for q in queries}  # each distinct query hashed once
         known = self.cache.get_many(sorted(set(key_of.values()))) if self.cache is not None else {}
         return key_of, known, [q for q, key in key_of.items() if key not in known]
 
@@ -185,10 +203,10 @@ class ThinkingEmbedder:
         assert self.thinker is not None
         return ThinkerError(f"{self.thinker.identity} failed to think: {exc}")
 
-    def _keep_thoughts(self, key_of: dict[str, str], todo: list[str], written: Any, k: int) -> dict[str, list[str]]:
+    def _keep_thoughts(self, key_of: dict[str, str], todo: list[str], written: Any, thoughts: int) -> dict[str, list[str]]:
         """The thinker's fresh thoughts by cache key, checked and stored in the cache."""
         assert self.thinker is not None
-        fresh = {key_of[q]: t for q, t in zip(todo, self._usable_output(written, len(todo), k))}
+        fresh = {key_of[q]: t for q, t in zip(todo, self._usable_output(written, len(todo), thoughts))}
         if self.cache is not None:
             # Another writer may have stored this query first: serve what the cache holds,
             # so every caller sees the same thoughts for the same key.
@@ -212,27 +230,27 @@ class ThinkingEmbedder:
             log.warning("%s: they fall back to their plain query embedding", message)
         return [list(usable[key_of[q]]) for q in queries]
 
-    def _usable_output(self, written: Any, queries: int, k: int) -> list[list[str]]:
-        """The thinker's output, checked (``k`` strings for each query), through
+    def _usable_output(self, written: Any, queries: int, thoughts: int) -> list[list[str]]:
+        """The thinker's output, checked (``thoughts`` strings for each query), through
         :func:`clean_thought` (any thinker's think tags go) and without empty thoughts."""
         assert self.thinker is not None
-        if len(written) != queries or any(isinstance(t, str) or len(t) != k for t in written):
+        if len(written) != queries or any(isinstance(t, str) or len(t) != thoughts for t in written):
             raise ThinkerError(f"{self.thinker.identity} returned the wrong number of thoughts")
         if any(not isinstance(t, str) for group in written for t in group):
             raise ThinkerError(f"{self.thinker.identity} returned a thought that is not a string")
         kept = [_usable(group) for group in written]
-        dropped = queries * k - sum(map(len, kept))
+        dropped = queries * thoughts - sum(map(len, kept))
         if dropped:
-            log.info("%s wrote %d empty thoughts out of %d: dropped", self.thinker.identity, dropped, queries * k)
+            log.info("%s wrote %d empty thoughts out of %d: dropped", self.thinker.identity, dropped, queries * thoughts)
         return kept
 
-    def _key(self, query: str, k: int) -> str:
+    def _key(self, query: str, thoughts: int) -> str:
         assert self.thinker is not None
         return cache_key(
             thinker=self.thinker.identity,
             prompt=self.thinker.prompt.key,
             sampling=self.sampling.as_dict(),
-            k=k,
+            thoughts=thoughts,
             query=query,
         )
 
@@ -392,6 +410,12 @@ class ThinkingEmbedder:
     def close(self) -> None:
         if self.thinker is not None:
             self.thinker.close()
+
+
+def _deprecated_attribute() -> None:
+    import warnings
+
+    warnings.warn("ThinkingEmbedder.k is deprecated, use ThinkingEmbedder.thoughts (k goes in the next minor version)", DeprecationWarning, stacklevel=3)
 
 
 def _checked_documents(texts: Sequence[str]) -> list[str]:

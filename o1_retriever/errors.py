@@ -91,3 +91,18 @@ def is_valid_unicode(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def renamed_argument(value: object, old_value: object, *, new: str, old: str, caller: str, depth: int = 1) -> object:
+    """The value of an argument renamed from ``old`` to ``new`` (the old name is kept for one
+    minor version): ``value``, or ``old_value`` with a ``DeprecationWarning`` naming the new
+    name, pointed at the line that called ``caller`` (``depth``: the frames between ``caller``
+    and this function, 1 when ``caller`` calls it). Giving both raises :class:`ArgumentError`."""
+    if old_value is None:
+        return value
+    if value is not None:
+        raise ArgumentError(f"{caller} got both {new}= and {old}= (its deprecated name): pass {new}= only")
+    import warnings
+
+    warnings.warn(f"{caller}: {old}= is deprecated, pass {new}= instead ({old}= goes in the next minor version)", DeprecationWarning, stacklevel=2 + depth)
+    return old_value

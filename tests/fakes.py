@@ -39,11 +39,11 @@ class FakeThinker(Thinker):
     def identity(self) -> str:
         return "fake-thinker"
 
-    def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+    def think(self, queries: list[str], thoughts: int, sampling: SamplingConfig) -> list[list[str]]:
         self.calls.append(list(queries))
         if self.fail is not None:
             raise self.fail
-        return [["" if self.empty else f"{q} idea {i}" for i in range(k)] for q in queries]
+        return [["" if self.empty else f"{q} idea {i}" for i in range(thoughts)] for q in queries]
 
 
 class FakeEncoder(Encoder):

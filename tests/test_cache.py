@@ -20,13 +20,13 @@ from o1_retriever.errors import CacheError
 
 
 def _key(q: str, k: int = 3) -> str:
-    return cache_key(thinker="t", prompt="p", sampling={"temperature": 0.7}, k=k, query=q)
+    return cache_key(thinker="t", prompt="p", sampling={"temperature": 0.7}, thoughts=k, query=q)
 
 
 def test_key_depends_on_every_part():
-    base = dict(thinker="t", prompt="p", sampling={"temperature": 0.7}, k=3, query="q")
+    base = dict(thinker="t", prompt="p", sampling={"temperature": 0.7}, thoughts=3, query="q")
     keys = {cache_key(**base)}
-    for change in [{"thinker": "u"}, {"prompt": "p2"}, {"sampling": {"temperature": 0.1}}, {"k": 1}, {"query": "q2"}]:
+    for change in [{"thinker": "u"}, {"prompt": "p2"}, {"sampling": {"temperature": 0.1}}, {"thoughts": 1}, {"query": "q2"}]:
         keys.add(cache_key(**{**base, **change}))
     assert len(keys) == 6
 
@@ -182,8 +182,21 @@ def _old_cache(path, rows: int) -> None:
 
 def test_the_key_of_existing_thinkers_and_prompts_is_unchanged():
     sampling = {"max_new_tokens": 64, "temperature": 0.7, "top_p": 0.9, "seed": 0}
-    key = cache_key(thinker="transformers:smollm2", prompt="passage/v1/chat:x", sampling=sampling, k=3, query="Why is the sky blue?")
+    key = cache_key(thinker="transformers:smollm2", prompt="passage/v1/chat:x", sampling=sampling, thoughts=3, query="Why is the sky blue?")
     assert key == "7e69b20bd98d165893c774cab1ee895f5e70315889dc31d9712732d8cb9e54f6"  # as the first version computed it
+
+
+def test_k_is_a_deprecated_alias_of_thoughts_with_the_same_key():
+    """``k=`` (the first versions' name) gives the very key ``thoughts=`` gives, which the first
+    version computed: existing caches keep hitting whichever name a caller uses."""
+    sampling = {"max_new_tokens": 64, "temperature": 0.7, "top_p": 0.9, "seed": 0}
+    with pytest.warns(DeprecationWarning, match="cache_key: k= is deprecated, pass thoughts= instead"):
+        key = cache_key(thinker="transformers:smollm2", prompt="passage/v1/chat:x", sampling=sampling, k=3, query="Why is the sky blue?")
+    assert key == "7e69b20bd98d165893c774cab1ee895f5e70315889dc31d9712732d8cb9e54f6"
+    with pytest.raises(TypeError, match="both thoughts= and k="):
+        cache_key(thinker="t", prompt="p", sampling={}, thoughts=1, k=1, query="q")
+    with pytest.raises(TypeError, match="needs thoughts="):
+        cache_key(thinker="t", prompt="p", sampling={}, query="q")
 
 
 def test_an_old_file_is_migrated_in_place_keeping_every_row_and_key(tmp_path):

@@ -120,7 +120,7 @@ def test_cache_persists_across_embedders(thinker, encoder, tmp_path):
     assert a == b and spy.calls == []
     # another k or other sampling parameters are another key
     with GenerateSpy(thinker.model) as spy:
-        fresh.think([QUERIES[0]], k=2)
+        fresh.think([QUERIES[0]], thoughts=2)
     assert len(spy.calls) == 1
 
 

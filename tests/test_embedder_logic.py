@@ -129,6 +129,51 @@ def test_sampling_is_part_of_the_cache_key(tmp_path):
     assert thinker.calls == [[QUERY]]
 
 
+# -- thoughts per query: `thoughts=`, `k=` its deprecated name --------------------------------------
+def test_think_takes_thoughts_per_query():
+    thinker = FakeThinker()
+    embedder = _embedder(thinker, thoughts=1)
+    assert embedder.thoughts == 1
+    assert embedder.think([QUERY]) == [[f"{QUERY} idea 0"]]
+    assert embedder.think([QUERY], thoughts=2) == [[f"{QUERY} idea 0", f"{QUERY} idea 1"]]
+    assert embedder.think([QUERY], 3) == [[f"{QUERY} idea {i}" for i in range(3)]]  # positionally, as before
+
+
+@pytest.mark.parametrize("method", ["think", "athink", "check_thinker"])
+async def test_k_is_a_deprecated_alias_of_thoughts(method):
+    """``k=`` (0.1's name) still works, warns naming ``thoughts``, and means the same thing."""
+    thinker = FakeThinker()
+    embedder = _embedder(thinker, thoughts=1)
+    call = getattr(embedder, method)
+    args = () if method == "check_thinker" else ([QUERY],)
+    with pytest.warns(DeprecationWarning, match=rf"ThinkingEmbedder\.{method}: k= is deprecated, pass thoughts= instead"):
+        old = call(*args, k=2)
+        old = await old if method == "athink" else old
+    new = call(*args, thoughts=2)
+    new = await new if method == "athink" else new
+    assert old == new
+    if method != "check_thinker":
+        assert old == [[f"{QUERY} idea 0", f"{QUERY} idea 1"]]
+    with pytest.raises(ArgumentError, match="both thoughts= and k="):
+        both = call(*args, thoughts=2, k=2)
+        await both if method == "athink" else both
+
+
+def test_the_k_attribute_is_a_deprecated_alias_of_thoughts():
+    embedder = _embedder(thoughts=2)
+    with pytest.warns(DeprecationWarning, match="ThinkingEmbedder.k is deprecated, use ThinkingEmbedder.thoughts"):
+        assert embedder.k == 2
+    with pytest.warns(DeprecationWarning):
+        embedder.k = 3
+    assert embedder.thoughts == 3
+
+
+def test_the_deprecation_warning_points_at_the_callers_line():
+    with pytest.warns(DeprecationWarning) as record:
+        _embedder().think([QUERY], k=1)
+    assert record[0].filename == __file__
+
+
 # -- fallback ---------------------------------------------------------------------------------------
 def test_a_failing_thinker_falls_back_to_the_plain_query(caplog):
     encoder = FakeEncoder()

@@ -314,7 +314,7 @@ def evaluate_rag(
         "encoder": config.encoder,
         "thinker": config.thinker,
         "aggregation": embedder.aggregation.value if hasattr(embedder.aggregation, "value") else str(embedder.aggregation),
-        "thoughts": embedder.k,
+        "thoughts": embedder.thoughts,
         "sampling": embedder.sampling.as_dict(),
         "reader": reader.name,
         "judge": getattr(judge, "name", None) if judge is not None else None,

@@ -345,7 +345,7 @@ def evaluate_retrieval(
         "thinker": thinker.identity if thinker is not None else None,
         "model": config.model,
         "unified": unified,
-        "thoughts": embedder.k if thinker is not None else 0,
+        "thoughts": embedder.thoughts if thinker is not None else 0,
         "sampling": (embedder.sampling if thinker is not None else config.sampling).as_dict(),
         "prompt": thinker.prompt.name if thinker is not None else config.prompt,
         "k": k,

@@ -39,12 +39,12 @@ class CountingThinker(Thinker):
     def identity(self) -> str:
         return self.inner.identity
 
-    def check(self, k: int, sampling: SamplingConfig) -> None:
-        self.inner.check(k, sampling)
+    def check(self, thoughts: int, sampling: SamplingConfig) -> None:
+        self.inner.check(thoughts, sampling)
 
-    def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+    def think(self, queries: list[str], thoughts: int, sampling: SamplingConfig) -> list[list[str]]:
         start = time.perf_counter()
-        out = self.inner.think(queries, k, sampling)
+        out = self.inner.think(queries, thoughts, sampling)
         each = (time.perf_counter() - start) / max(1, len(queries))
         for q in queries:
             self.seconds[q] = self.seconds.get(q, 0.0) + each

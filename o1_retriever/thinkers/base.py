@@ -1,4 +1,4 @@
-"""The Thinker protocol: k thoughts per query, many queries per call."""
+"""The Thinker protocol: several thoughts per query, many queries per call."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class SamplingConfig:
     """Sampling parameters of thought generation (all of them are part of the cache key).
 
     Defaults follow ../shared/docs/baselines.md for an untrained instruct thinker (short
-    passages, moderate temperature so the k thoughts differ). The paper's trained model used
+    passages, moderate temperature so a query's thoughts differ). The paper's trained model used
     temperature 0.1 and 128 tokens: see :data:`UNIFIED_SAMPLING`.
     """
 
@@ -43,9 +43,10 @@ UNIFIED_SAMPLING = SamplingConfig(max_new_tokens=128, temperature=0.1, top_p=0.9
 
 
 class Thinker(ABC):
-    """Writes ``k`` thoughts for each query.
+    """Writes ``thoughts`` thoughts for each query (the embedder passes it positionally:
+    ``think(queries, thoughts, sampling)``; a subclass may still name it ``k``).
 
-    Implementations must batch: one :meth:`think` call handles all queries and all k samples,
+    Implementations must batch: one :meth:`think` call handles all queries and all their samples,
     so a backend can fill its batch (or share the prompt prefill across the k samples).
     """
 
@@ -69,20 +70,20 @@ class Thinker(ABC):
                 tokens, limit, " (further cuts are logged at debug level)" if first else "")
 
     @abstractmethod
-    def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
-        """Return ``k`` thoughts for every query, in query order, each passed through
+    def think(self, queries: list[str], thoughts: int, sampling: SamplingConfig) -> list[list[str]]:
+        """Return ``thoughts`` thoughts for every query, in query order, each passed through
         :func:`clean_thought`. A sample with nothing usable in it is ``""``: the embedder
         drops it (it never embeds an empty thought)."""
 
-    async def athink(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+    async def athink(self, queries: list[str], thoughts: int, sampling: SamplingConfig) -> list[list[str]]:
         """:meth:`think` without blocking the event loop. This default runs :meth:`think` in a
         worker thread (right for local models, whose work is CPU or GPU bound); a thinker
         behind a network API overrides it to await its requests on the loop."""
-        return await asyncio.to_thread(self.think, queries, k, sampling)
+        return await asyncio.to_thread(self.think, queries, thoughts, sampling)
 
-    def check(self, k: int, sampling: SamplingConfig) -> None:  # noqa: B027 - optional hook
+    def check(self, thoughts: int, sampling: SamplingConfig) -> None:  # noqa: B027 - optional hook
         """Preflight, cheap and before any work: raise
-        :class:`~o1_retriever.errors.ThinkerUnavailableError` when no query can get ``k``
+        :class:`~o1_retriever.errors.ThinkerUnavailableError` when no query can get ``thoughts``
         thoughts of ``sampling`` (a chat prompt for a model without a chat template, a prompt
         that cannot fit, a server that refuses the model). A failure that may heal (a server
         down) is not raised here: each call then falls back on its own. Default: nothing to

@@ -71,13 +71,13 @@ class OpenAIThinker(Thinker):
     def identity(self) -> str:
         return f"openai:{self.model}@{self.base_url}"
 
-    def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+    def think(self, queries: list[str], thoughts: int, sampling: SamplingConfig) -> list[list[str]]:
         if not queries:
             return []
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(queries))) as pool:
-            return list(pool.map(lambda q: self._think_one(q, k, sampling), queries))
+            return list(pool.map(lambda q: self._think_one(q, thoughts, sampling), queries))
 
-    def check(self, k: int, sampling: SamplingConfig) -> None:
+    def check(self, thoughts: int, sampling: SamplingConfig) -> None:
         """One request for one token: a refusal (HTTP 4xx) holds for every query and is raised;
         a server that does not answer now is left to each call's own retries and fallback."""
         import httpx
@@ -110,16 +110,16 @@ class OpenAIThinker(Thinker):
             return {"model": self.model, "messages": [{"role": "user", "content": text}]}
         return {"model": self.model, "prompt": text}
 
-    def _think_one(self, query: str, k: int, sampling: SamplingConfig) -> list[str]:
+    def _think_one(self, query: str, thoughts: int, sampling: SamplingConfig) -> list[str]:
         kept: list[str] = []
         received = 0
-        while len(kept) < k and received < 2 * k:
+        while len(kept) < thoughts and received < 2 * thoughts:
             body = {
                 **self._request(query),
                 "max_tokens": sampling.max_new_tokens,
                 "temperature": sampling.temperature,
                 "top_p": sampling.top_p,
-                "n": k - len(kept),
+                "n": thoughts - len(kept),
             }
             if sampling.seed is not None:  # a sample asked again gets a seed of its own
                 body["seed"] = sampling.seed + received
@@ -128,9 +128,9 @@ class OpenAIThinker(Thinker):
                 raise ThinkerError(f"{self.identity} returned no choices")
             received += len(choices)
             kept.extend(thought for thought in (_thought_of(c, self.prompt.stop) for c in choices) if thought)
-        if len(kept) < k:
+        if len(kept) < thoughts:
             log.info("thinker %s wrote %d empty thoughts out of %d samples for one query", self.identity, received - len(kept), received)
-        return kept[:k] + [""] * (k - len(kept))
+        return kept[:thoughts] + [""] * (thoughts - len(kept))
 
     def _post(self, body: dict) -> dict:
         import httpx

@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 class TransformersThinker(Thinker):
-    """Generates thoughts with ``model.generate``, all queries x k samples batched.
+    """Generates thoughts with ``model.generate``, every sample of every query batched.
 
     Args:
         model: alias (``"smollm2"``), Hugging Face id or local folder; or an already loaded
@@ -21,13 +21,13 @@ class TransformersThinker(Thinker):
             tokenizer has a chat template, else ``passage-raw`` (a base model; see
             :func:`~o1_retriever.prompts.prompt_for_model`). A raw prompt's thoughts are cut at
             its stop strings after generation.
-        batch_size: sequences (queries x k) per ``generate`` call; bounds memory.
+        batch_size: sequences (queries x thoughts) per ``generate`` call; bounds memory.
         max_query_tokens: longer queries are cut (with a warning) so the prompt fits.
         dtype: ``"auto"`` (bfloat16 where the hardware computes it natively, else float32; see
             :func:`o1_retriever.models.resolve_dtype`), ``"float32"``, ``"bfloat16"`` or
             ``"float16"``. Ignored for an already loaded pair. Part of :attr:`identity`, so
             cached thoughts of one precision are not served for another.
-        share_prefill: evaluate each prompt once and let its k samples continue from copies of
+        share_prefill: evaluate each prompt once and let its samples continue from copies of
             its KV cache (``False`` evaluates the prompt once per sample; the benchmarks use it
             to measure the difference).
     """
@@ -61,7 +61,7 @@ class TransformersThinker(Thinker):
         # float32 keeps the bare name, so thoughts cached before dtypes existed stay valid
         return f"transformers:{self._name}" + ("" if self.dtype == "float32" else f"@{self.dtype}")
 
-    def check(self, k: int, sampling: SamplingConfig) -> None:
+    def check(self, thoughts: int, sampling: SamplingConfig) -> None:
         """A chat prompt needs the tokenizer's chat template."""
         if self.prompt.chat and not self.tokenizer.chat_template:
             raise no_chat_template(self.identity, self.prompt)
@@ -81,22 +81,22 @@ class TransformersThinker(Thinker):
         self._note_cut(len(ids), self.max_query_tokens)
         return self.tokenizer.decode(ids[: self.max_query_tokens])
 
-    def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+    def think(self, queries: list[str], thoughts: int, sampling: SamplingConfig) -> list[list[str]]:
         import torch
 
         if not queries:
             return []
         prompts = [self.render(q) for q in queries]
-        per_call = max(1, self.batch_size // k)
-        thoughts: list[list[str]] = []
+        per_call = max(1, self.batch_size // thoughts)
+        out: list[list[str]] = []
         with self._lock, torch.random.fork_rng(devices=[]), torch.inference_mode():
             if sampling.seed is not None:
                 torch.manual_seed(sampling.seed)
             for start in range(0, len(prompts), per_call):
-                thoughts.extend(self._generate(prompts[start : start + per_call], k, sampling))
-        return thoughts
+                out.extend(self._generate(prompts[start : start + per_call], thoughts, sampling))
+        return out
 
-    def _generate(self, prompts: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+    def _generate(self, prompts: list[str], thoughts: int, sampling: SamplingConfig) -> list[list[str]]:
         tok = self.tokenizer
         tok.padding_side = "left"  # generation continues from the right end of every row
         batch = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=not self.prompt.chat)
@@ -111,18 +111,18 @@ class TransformersThinker(Thinker):
             pad_token_id=tok.pad_token_id,
             eos_token_id=_stop_ids(tok),
         )
-        if self.share_prefill and k > 1 and batch["input_ids"].shape[1] > 1:
-            rows = self._prefilled(batch, k)
-        else:  # row i * k + j is sample j of prompt i, as in the shared case
-            rows = {name: t.repeat_interleave(k, dim=0) for name, t in batch.items()}
+        if self.share_prefill and thoughts > 1 and batch["input_ids"].shape[1] > 1:
+            rows = self._prefilled(batch, thoughts)
+        else:  # row i * thoughts + j is sample j of prompt i, as in the shared case
+            rows = {name: t.repeat_interleave(thoughts, dim=0) for name, t in batch.items()}
         out = self.model.generate(**rows, **options)
         new = out[:, batch["input_ids"].shape[1] :]
         texts = [clean_thought(cut_at_stop(t, self.prompt.stop)) for t in tok.batch_decode(new, skip_special_tokens=True)]
-        return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
+        return [texts[i * thoughts : (i + 1) * thoughts] for i in range(len(prompts))]
 
-    def _prefilled(self, batch: dict[str, Any], k: int) -> dict[str, Any]:
-        """The prompts but their last token evaluated once, the KV cache then repeated k times
-        (row ``i * k + j`` is sample j of prompt i): ``generate`` finds the cache and evaluates
+    def _prefilled(self, batch: dict[str, Any], thoughts: int) -> dict[str, Any]:
+        """The prompts but their last token evaluated once, the KV cache then repeated once per thought
+        (row ``i * thoughts + j`` is sample j of prompt i): ``generate`` finds the cache and evaluates
         only the last prompt token of each row."""
         from transformers import DynamicCache
 
@@ -134,10 +134,10 @@ class TransformersThinker(Thinker):
             input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
             cache=cache, use_cache=True,
         )
-        cache.batch_repeat_interleave(k)
+        cache.batch_repeat_interleave(thoughts)
         return {
-            "input_ids": ids.repeat_interleave(k, dim=0),
-            "attention_mask": mask.repeat_interleave(k, dim=0),
+            "input_ids": ids.repeat_interleave(thoughts, dim=0),
+            "attention_mask": mask.repeat_interleave(thoughts, dim=0),
             "cache": cache,
         }
 

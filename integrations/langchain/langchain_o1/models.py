@@ -72,7 +72,7 @@ def langchain_identity(runnable: Any, *, role: str) -> str:
 class LangChainThinker(Thinker):
     """A LangChain chat model, LLM or Runnable writes the thoughts.
 
-    The k thoughts of every query are k inputs of one ``llm.batch`` call (``abatch`` in
+    The thoughts of every query are as many inputs of one ``llm.batch`` call (``abatch`` in
     :meth:`athink`), so the model's own batching, retries, rate limiter and callbacks apply;
     the run config in effect (a retriever's or chain's callbacks, tags, metadata) reaches the
     thinking calls, each tagged ``o1-thinking``. ``max_concurrency`` bounds the requests in
@@ -82,7 +82,7 @@ class LangChainThinker(Thinker):
     :func:`~o1_retriever.thinkers.base.clean_thought` (``<think>`` tags, ``reasoning_content``,
     reasoning content blocks). Generation settings (temperature, token limit) are the model's
     own: configure them on the model (``ChatOpenAI(max_tokens=64, temperature=0.7)``); they are
-    part of its identity. The k samples differ only when the model samples (temperature > 0).
+    part of its identity. A query's samples differ only when the model samples (temperature > 0).
 
     Args:
         llm: a ``BaseChatModel``, a ``BaseLLM``, or any ``Runnable`` from a prompt string to text.
@@ -112,9 +112,9 @@ class LangChainThinker(Thinker):
     def identity(self) -> str:
         return self._identity
 
-    def _inputs(self, queries: list[str], k: int) -> list[Any]:
+    def _inputs(self, queries: list[str], thoughts: int) -> list[Any]:
         text = [self.prompt.render(q) for q in queries]
-        return [[HumanMessage(t)] if self.chat else t for t in text for _ in range(k)]
+        return [[HumanMessage(t)] if self.chat else t for t in text for _ in range(thoughts)]
 
     def _config(self) -> RunnableConfig:
         # ensure_config merges this over the run config in effect (var_child_runnable_config):
@@ -124,21 +124,21 @@ class LangChainThinker(Thinker):
     def _kwargs(self) -> dict[str, Any]:
         return {"stop": list(self.prompt.stop)} if self.prompt.stop and isinstance(model_behind(self.llm), BaseLanguageModel) else {}
 
-    def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+    def think(self, queries: list[str], thoughts: int, sampling: SamplingConfig) -> list[list[str]]:
         if not queries:
             return []
         try:
-            outputs = self.llm.batch(self._inputs(queries, k), config=self._config(), **self._kwargs())
+            outputs = self.llm.batch(self._inputs(queries, thoughts), config=self._config(), **self._kwargs())
         except O1RetrieverError:
             raise
         except Exception as exc:
             raise thinker_failure(self._identity, exc) from None
-        return self._grouped(outputs, k)
+        return self._grouped(outputs, thoughts)
 
-    async def athink(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+    async def athink(self, queries: list[str], thoughts: int, sampling: SamplingConfig) -> list[list[str]]:
         if not queries:
             return []
-        inputs = self._inputs(queries, k)
+        inputs = self._inputs(queries, thoughts)
         try:
             async with self._limit.hold(len(inputs)) as places:  # the places free now, shared with other queries
                 outputs = await self.llm.abatch(inputs, config={**self._config(), "max_concurrency": places}, **self._kwargs())
@@ -146,11 +146,11 @@ class LangChainThinker(Thinker):
             raise
         except Exception as exc:
             raise thinker_failure(self._identity, exc) from None
-        return self._grouped(outputs, k)
+        return self._grouped(outputs, thoughts)
 
-    def _grouped(self, outputs: Sequence[Any], k: int) -> list[list[str]]:
-        thoughts = [cut_at_stop(text, self.prompt.stop) if self.prompt.stop else text for text in map(self._thought, outputs)]
-        return [thoughts[i : i + k] for i in range(0, len(thoughts), k)]
+    def _grouped(self, outputs: Sequence[Any], thoughts: int) -> list[list[str]]:
+        texts = [cut_at_stop(text, self.prompt.stop) if self.prompt.stop else text for text in map(self._thought, outputs)]
+        return [texts[i : i + thoughts] for i in range(0, len(texts), thoughts)]
 
     def _thought(self, output: Any) -> str:
         if isinstance(output, str):

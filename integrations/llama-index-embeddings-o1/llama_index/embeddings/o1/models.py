@@ -51,12 +51,12 @@ def llama_index_identity(model: Any, *, role: str) -> str:
 
 class LlamaIndexThinker(Thinker):
     """A LlamaIndex ``LLM`` writes the thoughts: ``chat`` (a chat model, the thought prompt as a
-    user message) or ``complete`` (a completion model, the rendered prompt), k calls per query;
+    user message) or ``complete`` (a completion model, the rendered prompt), one call per thought;
     :meth:`athink` awaits ``achat`` / ``acomplete`` for all of them concurrently on the event
     loop. ``max_concurrency`` bounds the requests in flight, shared by all queries of a loop.
     Outputs go through :func:`~o1_retriever.thinkers.base.clean_thought` (``<think>`` tags,
     thinking blocks, ``reasoning_content``). Generation settings are the model's own
-    (``OpenAILike(max_tokens=64, temperature=0.7)``) and part of its identity; the k samples
+    (``OpenAILike(max_tokens=64, temperature=0.7)``) and part of its identity; a query's samples
     differ only when the model samples.
 
     Args:
@@ -86,30 +86,30 @@ class LlamaIndexThinker(Thinker):
     def identity(self) -> str:
         return self._identity
 
-    def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+    def think(self, queries: list[str], thoughts: int, sampling: SamplingConfig) -> list[list[str]]:
         if not queries:
             return []
-        prompts = [self.prompt.render(q) for q in queries for _ in range(k)]
+        prompts = [self.prompt.render(q) for q in queries for _ in range(thoughts)]
         with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(prompts))) as pool:
             try:
-                thoughts = list(pool.map(self._one, prompts))
+                texts = list(pool.map(self._one, prompts))
             except O1RetrieverError:
                 raise
             except Exception as exc:
                 raise thinker_failure(self._identity, exc) from None
-        return [thoughts[i : i + k] for i in range(0, len(thoughts), k)]
+        return [texts[i : i + thoughts] for i in range(0, len(texts), thoughts)]
 
-    async def athink(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+    async def athink(self, queries: list[str], thoughts: int, sampling: SamplingConfig) -> list[list[str]]:
         if not queries:
             return []
-        prompts = [self.prompt.render(q) for q in queries for _ in range(k)]
+        prompts = [self.prompt.render(q) for q in queries for _ in range(thoughts)]
         try:
-            thoughts = await asyncio.gather(*(self._aone(p) for p in prompts))
+            texts = await asyncio.gather(*(self._aone(p) for p in prompts))
         except O1RetrieverError:
             raise
         except Exception as exc:
             raise thinker_failure(self._identity, exc) from None
-        return [thoughts[i : i + k] for i in range(0, len(thoughts), k)]
+        return [texts[i : i + thoughts] for i in range(0, len(texts), thoughts)]
 
     def _one(self, text: str) -> str:
         if self.chat:
