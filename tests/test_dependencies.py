@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 PRIVATE_USE = {
     "accelerate": "training/precision.py: AcceleratorState._reset_state",
     "chromadb": "index/client.py: Chroma's client internals (Collection._client in client_of)",
-    "llama-cpp-python": "thinkers/llamacpp.py: llama_cpp._internals, Llama._model",
+    "llama-cpp-python": "thinkers/_llamacpp_private.py: llama_cpp._internals, Llama._model",
 }
 
 
@@ -78,3 +80,76 @@ def test_ci_installs_llama_cpp_in_the_declared_range():
     ci = (PYPROJECT.parent / ".ci" / "run").read_text(encoding="utf-8")
     pins = re.findall(r'"(llama-cpp-python[^"]*)"', ci)
     assert pins and all(Requirement(p).specifier == declared()["llama-cpp-python"].specifier for p in pins), pins
+
+
+def test_llama_cpp_private_module_states_the_declared_range():
+    from o1_retriever.thinkers._llamacpp_private import LLAMA_CPP_RANGE
+
+    assert str(declared()["llama-cpp-python"].specifier) == str(Requirement(f"llama-cpp-python{LLAMA_CPP_RANGE}").specifier)
+
+
+def test_only_the_llama_cpp_private_module_reaches_into_llama_cpp():
+    """llama-cpp-python's private parts are used in one module, the one that checks the version."""
+    root = PYPROJECT.parent
+    users = [
+        str(path.relative_to(root))
+        for folder in ("o1_retriever", "integrations", "benchmarks")
+        for path in sorted((root / folder).rglob("*.py"))
+        if re.search(r"_internals|\bllm\._model\b|\.llm\._model\b", path.read_text(encoding="utf-8"))
+    ]
+    assert users == ["o1_retriever/thinkers/_llamacpp_private.py"], users
+
+
+def _stand_in_llama_cpp(monkeypatch, internals: types.ModuleType | None) -> None:
+    """A llama_cpp 0.4.0 (a stand-in: the real one need not be installed), whose ``_internals``
+    cannot be imported (``None``) or is ``internals``."""
+    module = types.ModuleType("llama_cpp")
+    module.__version__ = "0.4.0"
+    module.Llama = object
+    if internals is not None:
+        module._internals = internals
+    monkeypatch.setitem(sys.modules, "llama_cpp", module)
+    if internals is None:  # not a package: importing llama_cpp._internals fails
+        monkeypatch.delitem(sys.modules, "llama_cpp._internals", raising=False)
+    else:
+        monkeypatch.setitem(sys.modules, "llama_cpp._internals", internals)
+
+
+def test_a_llama_cpp_without_its_internals_is_refused_with_a_clear_error(monkeypatch):
+    from o1_retriever.errors import DependencyError
+    from o1_retriever.thinkers._llamacpp_private import check_llama_cpp
+
+    _stand_in_llama_cpp(monkeypatch, None)
+    with pytest.raises(DependencyError, match=r"llama-cpp-python 0\.4\.0 has no llama_cpp\._internals, .*install llama-cpp-python>=0\.3,<0\.4"):
+        check_llama_cpp()
+
+
+def test_a_llama_cpp_lacking_one_private_method_is_refused_naming_it(monkeypatch):
+    from o1_retriever.errors import DependencyError
+    from o1_retriever.thinkers._llamacpp_private import _USED, check_llama_cpp
+
+    internals = types.ModuleType("llama_cpp._internals")
+    for name, methods in _USED.items():
+        setattr(internals, name, type(name, (), {m: lambda self: None for m in methods if (name, m) != ("LlamaSampler", "add_dist")}))
+    _stand_in_llama_cpp(monkeypatch, internals)
+    with pytest.raises(DependencyError, match=r"has no llama_cpp\._internals\.LlamaSampler\.add_dist, .*install llama-cpp-python>=0\.3,<0\.4"):
+        check_llama_cpp()
+    internals.LlamaSampler.add_dist = lambda self, seed: None  # with every part there, it passes
+    check_llama_cpp()
+
+
+def test_the_llama_cpp_thinker_refuses_an_incompatible_version_before_loading(monkeypatch):
+    from o1_retriever.errors import DependencyError
+    from o1_retriever.thinkers.llamacpp import load_llama
+
+    _stand_in_llama_cpp(monkeypatch, None)
+    with pytest.raises(DependencyError, match="install llama-cpp-python>=0.3,<0.4"):
+        load_llama("/nowhere/model.gguf")
+
+
+def test_the_installed_llama_cpp_has_every_private_part_used():
+    internals = pytest.importorskip("llama_cpp._internals", reason="llama-cpp-python is an optional extra")
+    from o1_retriever.thinkers._llamacpp_private import _USED, check_llama_cpp
+
+    check_llama_cpp()
+    assert all(callable(getattr(getattr(internals, name), m)) for name, methods in _USED.items() for m in methods)

