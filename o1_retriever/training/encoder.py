@@ -32,18 +32,21 @@ import hashlib
 import json
 import logging
 import math
-import random
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
-
 from o1_retriever.errors import O1RetrieverError
+from o1_retriever.training.anchors import EpochDrawSampler, anchor_rows, dev_evaluator, gather_thoughts
 from o1_retriever.training.data import PairRow, query_key, split_dev
 from o1_retriever.training.precision import fresh_accelerator_state
+
+__all__ = [  # anchor_rows, EpochDrawSampler and gather_thoughts live in training/anchors.py, importable from here as before
+    "EncoderTrainConfig", "EncoderTrainResult", "EncoderTrainingError", "EpochDrawSampler", "LOSSES", "anchor_rows", "gather_thoughts",
+    "mix_in_base", "mix_saved_encoder", "model_card_section", "train_encoder", "write_encoder_metadata",
+]
 
 if TYPE_CHECKING:
     from o1_retriever.embedder import ThinkingEmbedder
@@ -120,104 +123,6 @@ class EncoderTrainResult:
     identity: str = ""
 
 
-def anchor_rows(
-    rows: Sequence[PairRow],
-    thoughts: dict[str, list[str]],
-    encoder: Any,
-    *,
-    dropout: float,
-    negatives: int,
-    epoch: int,
-    seed: int,
-) -> dict[str, list[str]]:
-    """The training columns of one epoch: ``anchor``, ``positive``, ``negative_1..n``, one row
-    per (query, positive). Each query draws once per epoch: its bare query with probability
-    ``dropout`` (or when it has no thoughts), else the query with one of its thoughts; all rows
-    of a query share that anchor, so the no-duplicates sampler keeps them in separate batches."""
-    rng = random.Random(f"{seed}/{epoch}")
-    columns: dict[str, list[str]] = {"anchor": [], "positive": [], **{f"negative_{i + 1}": [] for i in range(negatives)}}
-    chosen: dict[str, str] = {}
-    for row in rows:
-        key = query_key(row.query)
-        if key not in chosen:
-            options = thoughts.get(row.query) or []
-            bare = not options or rng.random() < dropout
-            chosen[key] = encoder.query_text(row.query, None if bare else rng.choice(options))
-        for positive in row.pos:
-            columns["anchor"].append(chosen[key])
-            columns["positive"].append(positive)
-            for i in range(negatives):
-                columns[f"negative_{i + 1}"].append(row.neg[i])
-    return columns
-
-
-class EpochDrawSampler(NoDuplicatesBatchSampler):
-    """Epoch ``e`` samples only the ``e``-th block of ``block_rows`` rows (the anchors drawn for
-    that epoch), shuffled, with no text twice in a batch (sentence-transformers' no-duplicates
-    sampler within the block)."""
-
-    def __init__(self, dataset: Any, *, block_rows: int, **kwargs: Any) -> None:
-        self.whole = dataset
-        self.block_rows = block_rows
-        super().__init__(dataset.select(range(block_rows)), **kwargs)
-
-    def __iter__(self) -> Any:
-        blocks = max(1, len(self.whole) // self.block_rows)
-        start = (self.epoch % blocks) * self.block_rows
-        self.dataset = self.whole.select(range(start, start + self.block_rows))
-        for batch in super().__iter__():
-            yield [start + i for i in batch]
-
-
-def gather_thoughts(embedder: "ThinkingEmbedder", queries: Sequence[str], *, batch: int = 16, show_progress: bool = True) -> dict[str, list[str]]:
-    """The inference thinker's thoughts for each query (cached ones are read, the rest written
-    in batches, with a progress bar). A failing thinker raises in strict mode; otherwise its
-    queries get no thoughts (their anchors stay bare) and a warning says how many."""
-    from tqdm.auto import tqdm
-
-    queries = list(dict.fromkeys(queries))
-    out: dict[str, list[str]] = {}
-    failed = 0
-    with tqdm(total=len(queries), desc="thoughts for training", unit="query", disable=not show_progress) as bar:
-        for start in range(0, len(queries), batch):
-            part = queries[start : start + batch]
-            try:
-                out.update(zip(part, embedder.think(part)))
-            except O1RetrieverError as exc:
-                if embedder.strict:
-                    raise
-                failed += len(part)
-                log.warning("thinking failed for %d queries (trained without thoughts): %s", len(part), exc)
-            bar.update(len(part))
-    if failed:
-        log.warning("%d of %d queries have no thoughts", failed, len(queries))
-    return out
-
-
-def _dev_evaluator(dev: Sequence[PairRow], rows: Sequence[PairRow], thoughts: dict[str, list[str]] | None, aggregation: str, encoder: Any) -> Any:
-    """Dev queries against every document the pairs name (positives and negatives of all rows)."""
-    from o1_retriever.training.evaluator import ThinkingRetrievalEvaluator
-
-    doc_ids: dict[str, str] = {}
-    for row in rows:
-        for text in (*row.pos, *row.neg):
-            doc_ids.setdefault(text, f"d{len(doc_ids)}")
-    queries, qrels = {}, {}
-    for row in dev:
-        qid = "q" + hashlib.sha1(query_key(row.query).encode()).hexdigest()[:12]
-        queries[qid] = row.query
-        qrels.setdefault(qid, {}).update({doc_ids[p]: 1 for p in row.pos})
-    return ThinkingRetrievalEvaluator(
-        queries,
-        {i: t for t, i in doc_ids.items()},
-        qrels,
-        thoughts={q: thoughts.get(text, []) for q, text in queries.items()} if thoughts is not None else None,
-        aggregation=aggregation,
-        query_prefix=getattr(encoder, "query_prefix", ""),
-        document_prefix=getattr(encoder, "document_prefix", ""),
-    )
-
-
 def train_encoder(
     rows: Sequence[PairRow],
     out: str | Path,
@@ -249,15 +154,43 @@ def train_encoder(
         result = train_encoder(rows, "scifact-minilm", EncoderTrainConfig(thought_dropout=0.5), embedder=embedder)
         result.dev_after  # {'dev_ndcg@10': ..., 'dev_thinking_ndcg@10': ...}
     """
+    run = _prepare(rows, config or EncoderTrainConfig(), embedder, corpus=corpus, device=device, show_progress=show_progress)
+    steps, history = _train(run, device=device, show_progress=show_progress)
+    return _finish(run, steps, history, Path(out), embedder, data_name)
+
+
+@dataclass
+class _Run:
+    """What :func:`_prepare` readied for one training run: the rows and their split, the thoughts,
+    the model to train (a private copy of ``encoder``'s), every epoch's draw of anchors, the loss,
+    the dev evaluator and its figures before training."""
+
+    config: EncoderTrainConfig
+    started: float
+    rows: list[PairRow]
+    train_rows: list[PairRow]
+    dev_rows: list[PairRow]
+    encoder: Any
+    model: Any
+    epochs: int
+    n_rows: int
+    dataset: Any
+    loss: Any
+    evaluator: Any
+    dev_before: dict[str, float]
+
+
+def _prepare(rows: Sequence[PairRow], config: EncoderTrainConfig, embedder: "ThinkingEmbedder", *, corpus: Sequence[str] | None, device: str | None, show_progress: bool) -> _Run:
+    """Check the settings and rows, split off the dev queries, mine missing negatives, gather the
+    thoughts, load a private copy of the encoder, draw every epoch's anchors, set up the loss
+    and score the dev split before training."""
     import torch
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer import losses
 
-    from o1_retriever.models import default_device, load_sentence_transformer, resolve_dtype
+    from o1_retriever.models import load_sentence_transformer
     from o1_retriever.training.mining import mine_hard_negatives
 
-    config = config or EncoderTrainConfig()
     config.check()
     rows = [replace(r, neg=list(r.neg)) for r in rows]  # mining fills negatives: keep the caller's rows
     if not rows:
@@ -303,9 +236,19 @@ def train_encoder(
     else:
         loss = losses.MultipleNegativesRankingLoss(model, scale=scale)
 
-    evaluator = _dev_evaluator(dev_rows, rows, thoughts if embedder.thinker is not None else None, embedder.aggregation.value, encoder) if dev_rows else None
+    evaluator = dev_evaluator(dev_rows, rows, thoughts if embedder.thinker is not None else None, embedder.aggregation.value, encoder) if dev_rows else None
     dev_before = evaluator(model, epoch=0, steps=0) if evaluator else {}
+    return _Run(config, started, rows, train_rows, dev_rows, encoder, model, epochs, n_rows, dataset, loss, evaluator, dev_before)
 
+
+def _train(run: _Run, *, device: str | None, show_progress: bool) -> tuple[int, list[dict[str, float]]]:
+    """Train ``run.model`` with sentence-transformers' trainer (accelerate's state fresh, this
+    run's precision): (steps taken, the dev figures after each evaluation)."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    from o1_retriever.models import default_device, resolve_dtype
+
+    config = run.config
     device = device or default_device()
     precision = config.mixed_precision
     if precision == "auto":  # bf16 autocast doubles training speed on a CPU with AVX512-BF16/AMX
@@ -314,26 +257,26 @@ def train_encoder(
     with tempfile.TemporaryDirectory(prefix="o1-encoder-train-") as scratch:
         args = SentenceTransformerTrainingArguments(
             output_dir=scratch,
-            num_train_epochs=epochs,
+            num_train_epochs=run.epochs,
             max_steps=config.max_steps or -1,
             per_device_train_batch_size=config.batch_size,
             learning_rate=config.learning_rate,
             warmup_steps=config.warmup,
             weight_decay=config.weight_decay,
             lr_scheduler_type="linear",
-            batch_sampler=functools.partial(EpochDrawSampler, block_rows=n_rows),
+            batch_sampler=functools.partial(EpochDrawSampler, block_rows=run.n_rows),
             seed=config.seed,
             data_seed=config.seed,
             bf16=precision == "bf16",
             fp16=precision == "fp16",
-            eval_strategy="epoch" if evaluator else "no",
+            eval_strategy="epoch" if run.evaluator else "no",
             save_strategy="no",
-            logging_steps=max(1, math.ceil(n_rows / config.batch_size) // 4),
+            logging_steps=max(1, math.ceil(run.n_rows / config.batch_size) // 4),
             report_to="none",
             disable_tqdm=not show_progress,
             use_cpu=device == "cpu",
         )
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator)
+        trainer = SentenceTransformerTrainer(model=run.model, args=args, train_dataset=run.dataset, loss=run.loss, evaluator=run.evaluator)
         trainer.train()
         steps = trainer.state.global_step
         history = [
@@ -341,34 +284,40 @@ def train_encoder(
             for entry in trainer.state.log_history
             if any(k.startswith("eval_dev") for k in entry)
         ]
+    return steps, history
+
+
+def _finish(run: _Run, steps: int, history: list[dict[str, float]], out: Path, embedder: "ThinkingEmbedder", data_name: str) -> EncoderTrainResult:
+    """Mix the base back in (``base_weight``), score the final weights on the dev split unless
+    the trainer just did, save the model with its identity, metadata and card."""
+    model, evaluator, config = run.model, run.evaluator, run.config
     model.eval()
     dev_after: dict[str, float] = {}
     if config.base_weight:
-        mix_in_base(model, encoder.model, config.base_weight)
+        mix_in_base(model, run.encoder.model, config.base_weight)
         if evaluator:  # the saved weights are the mix: score them
-            dev_after = evaluator(model, epoch=epochs, steps=steps)
+            dev_after = evaluator(model, epoch=run.epochs, steps=steps)
     elif history and history[-1]["step"] == steps:  # the trainer evaluated the final weights already
         dev_after = {k: v for k, v in history[-1].items() if k.startswith("dev")}
     elif evaluator:  # the last steps ended between two evaluations
-        dev_after = evaluator(model, epoch=epochs, steps=steps)
-        history.append({**dev_after, "epoch": float(epochs), "step": steps})
+        dev_after = evaluator(model, epoch=run.epochs, steps=steps)
+        history.append({**dev_after, "epoch": float(run.epochs), "step": steps})
 
-    out = Path(out)
     model.save(str(out))
-    identity = _identity(out, encoder)
+    identity = _identity(out, run.encoder)
     result = EncoderTrainResult(
         out=out,
         steps=steps,
-        seconds=time.perf_counter() - started,
-        train_queries=len({query_key(r.query) for r in train_rows}),
-        dev_queries=len({query_key(r.query) for r in dev_rows}),
-        rows_per_epoch=n_rows,
-        dev_before=dev_before,
+        seconds=time.perf_counter() - run.started,
+        train_queries=len({query_key(r.query) for r in run.train_rows}),
+        dev_queries=len({query_key(r.query) for r in run.dev_rows}),
+        rows_per_epoch=run.n_rows,
+        dev_before=run.dev_before,
         dev_after=dev_after,
         dev_history=history,
         identity=identity,
     )
-    _write_metadata(out, result, config, embedder, encoder, data_name)
+    _write_metadata(out, result, config, embedder, run.encoder, data_name)
     return result
 
 
@@ -438,7 +387,7 @@ def _write_metadata(out: Path, result: EncoderTrainResult, config: EncoderTrainC
         thoughts = {
             "thinker": thinker.identity,
             "prompt": thinker.prompt.name,
-            "k": embedder.k,
+            "k": embedder.thoughts,
             "sampling": embedder.sampling.as_dict(),
             "aggregation": embedder.aggregation.value,
         }
