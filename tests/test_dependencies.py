@@ -22,6 +22,7 @@ PRIVATE_USE = {
     "accelerate": "training/precision.py: AcceleratorState._reset_state",
     "chromadb": "index/client.py: Chroma's client internals (Collection._client in client_of)",
     "llama-cpp-python": "thinkers/_llamacpp_private.py: llama_cpp._internals, Llama._model",
+    "langchain-chroma": "integrations/langchain/langchain_o1/retrievers.py: Chroma._collection (no public accessor)",
 }
 
 

@@ -118,6 +118,8 @@ class O1Retriever(BaseRetriever):
         ``O1Embeddings``; documents must have been embedded by the same encoder. With ``llm``
         (a LangChain chat model, LLM or Runnable) over a store whose embedding function is a
         plain ``Embeddings``, that model thinks and the store's embeddings embed."""
+        # langchain_chroma.Chroma has no public accessor of its collection: `_collection` is the
+        # property its own methods use (the langchain-chroma range in pyproject.toml guards it)
         collection = getattr(vectorstore, "_collection", None)
         if collection is None:
             raise ArgumentError(f"expected a langchain_chroma.Chroma store, got {type(vectorstore).__name__}")

@@ -112,9 +112,11 @@ class O1Retriever(BaseRetriever):
         by the same encoder, e.g. by a ``VectorStoreIndex`` with this ``embed_model``). Bring
         your own models: ``llm=`` a LlamaIndex LLM that thinks, with ``embed_model=`` the plain
         embedding model that embedded the store (e.g. ``Settings.llm``, ``Settings.embed_model``)."""
-        collection = getattr(vector_store, "_collection", None)
-        if collection is None:
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        if not isinstance(vector_store, ChromaVectorStore):
             raise ArgumentError(f"expected a ChromaVectorStore, got {type(vector_store).__name__}")
+        collection = vector_store.client  # the public accessor of the store's Chroma collection
         return cls(ChromaIndex.from_collection(collection, as_thinking_embedder(embed_model, llm)), **kwargs)
 
     @classmethod
