@@ -83,9 +83,9 @@ def read_chunks(source: str | Path, *, chunk_size: int = 1200) -> dict[str, str]
 
 def read_collection_chunks(collection: Any, page: int = 1000) -> dict[str, str]:
     """``{chunk id: text}`` of every chunk of an open Chroma collection (read only)."""
-    from o1_retriever.index.chroma import chroma_call
+    from o1_retriever.index.client import chroma_call, client_of
 
-    client = getattr(collection, "_client", None)
+    client = client_of(collection)
     call = (lambda fn: chroma_call(client, fn)) if client is not None else (lambda fn: fn())
     count = call(collection.count)
     chunks: dict[str, str] = {}
