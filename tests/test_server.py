@@ -217,7 +217,9 @@ def test_a_server_that_stays_down_is_a_clear_server_error_after_bounded_retries(
     started = time.monotonic()
     with caplog.at_level(logging.WARNING), pytest.raises(ServerError, match=rf"cannot reach a Chroma server at 127\.0\.0\.1:{server.port} \(3 attempts\)") as info:
         index.search(QUESTION, k=2, thinking=False)
-    assert time.monotonic() - started < 5  # waits of 0.25 and 0.5 s between the 3 attempts
+    # bounded: waits of 0.25 and 0.5 s between the 3 attempts (counted below), no client-side hang;
+    # the bound is loose because embedding the query on a loaded 2-core machine alone took ~7 s
+    assert time.monotonic() - started < 30
     assert caplog.text.count("retrying in") == 2
     assert server.token not in str(info.value) + caplog.text and "\n" not in str(info.value)
 
