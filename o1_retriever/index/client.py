@@ -123,7 +123,7 @@ def _server_error(exc: Exception, host: str, port: int, token: str | None, retri
     return ServerError(f"Chroma server {host}:{port} did not answer as a Chroma server: {first}")
 
 
-def _where(client: Any) -> str:
+def _location(client: Any) -> str:
     """Where a client's collections live, for messages."""
     server = server_of(client)
     if server:
@@ -168,12 +168,12 @@ def open_collection(client: Any, name: str, retries: int = SERVER_RETRIES) -> An
         return chroma_call(client, lambda: client.get_collection(name, embedding_function=None), retries)
     except (chromadb.errors.NotFoundError, chromadb.errors.InvalidArgumentError):
         names = collection_names(client, retries)
-    where = _where(client)
+    location = _location(client)
     if not names:
-        raise CollectionError(f"no collection {name!r} in {where}, which holds none yet (`o1-retriever index` creates one)") from None
+        raise CollectionError(f"no collection {name!r} in {location}, which holds none yet (`o1-retriever index` creates one)") from None
     close = difflib.get_close_matches(name, names, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise CollectionError(f"no collection {name!r} in {where} (it holds: {', '.join(names)}){hint}") from None
+    raise CollectionError(f"no collection {name!r} in {location} (it holds: {', '.join(names)}){hint}") from None
 
 
 def client_of(collection: Any) -> Any:
