@@ -14,6 +14,13 @@ from o1_retriever.cache import DEFAULT_MAX_ROWS
 from o1_retriever.thinkers.base import SamplingConfig
 
 
+#: Thoughts per query by default (with :class:`SamplingConfig`'s 32 tokens each). One 32-token
+#: thought scored as well as three 64-token ones on SciFact *train* claims (0.670 vs 0.668
+#: nDCG@10 dense, 0.730 vs 0.722 hybrid) at about a sixth of the generation; 3 x 64 was the
+#: default before 0.2 (docs/performance.md, "Defaults chosen on the frontier").
+DEFAULT_THOUGHTS = 1
+
+
 def means_no_cache(cache: object) -> bool:
     """How every entry point (``--cache``, :class:`EmbedderConfig`, :class:`ThinkingEmbedder`)
     spells "no thought cache": ``None``, ``""`` or ``"none"``, never a file called ``none``."""
@@ -44,7 +51,7 @@ class EmbedderConfig:
     thinker_threads: int | None = None  # llama.cpp thinkers: CPU threads (None: llama-cpp-python's default)
     prompt: str = "auto"  # a name in prompts.PROMPT_NAMES; auto: passage, or passage-raw for a model without chat template
     aggregation: str = "o1+query"
-    thoughts: int = 3
+    thoughts: int = DEFAULT_THOUGHTS
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     cache: str | None = "default"
     cache_max_rows: int = DEFAULT_MAX_ROWS  # thought cache bound, least recently used rows go first

@@ -14,7 +14,7 @@ import numpy as np
 
 from o1_retriever.aggregation import Aggregation, mean_vectors, query_texts
 from o1_retriever.cache import ThoughtCache, cache_key
-from o1_retriever.config import EmbedderConfig, means_no_cache
+from o1_retriever.config import DEFAULT_THOUGHTS, EmbedderConfig, means_no_cache
 from o1_retriever.encoders.base import Encoder
 from o1_retriever.errors import InvalidQueryError, ThinkerError, ThinkerUnavailableError, check_query, is_valid_unicode, renamed_argument
 from o1_retriever.factory import build_models
@@ -73,7 +73,7 @@ class ThinkingEmbedder:
         encoder: Encoder,
         *,
         aggregation: str | Aggregation = Aggregation.O1_QUERY,
-        thoughts: int = 3,
+        thoughts: int = DEFAULT_THOUGHTS,
         sampling: SamplingConfig | None = None,
         cache: ThoughtCache | str | Path | None = None,
         strict: bool = False,

@@ -90,7 +90,7 @@ class GateDecision:
 
 class _UnsetThreshold(float):
     """The threshold of a ``GateProfile()`` given none: 0.05 as in 0.1, which is not the built-in
-    profile's (margin 0.0452, :data:`DEFAULT_PROFILE`). Deprecated: 0.3 will require it."""
+    profile's (:data:`DEFAULT_PROFILE`). Deprecated: 0.3 will require it."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +114,8 @@ class GateProfile:
     def __post_init__(self) -> None:
         if type(self.threshold) is _UnsetThreshold:
             warnings.warn(
-                "GateProfile() without a threshold is a margin gate at 0.05, not the built-in profile (margin 0.0452, "
-                "calibrated on SciFact train): use GateProfile.load() for the built-in one, or pass threshold=",
+                f"GateProfile() without a threshold is a margin gate at 0.05, not the built-in profile ({DEFAULT_PROFILE.signal} "
+                f"{DEFAULT_PROFILE.threshold:.4f}, calibrated on SciFact train): use GateProfile.load() for the built-in one, or pass threshold=",
                 DeprecationWarning,
                 stacklevel=3,
             )
@@ -281,6 +281,8 @@ def _default_profile() -> GateProfile:
 
 
 #: The built-in gate: written by ``o1-retriever calibrate ../shared/data/scifact --split train
-#: --thinker llamacpp:smollm2 --budget 0.5`` (coverage objective, MiniLM); ``info`` records the
-#: calibration data and what it measured there.
+#: --thinker llamacpp:smollm2 --budget 0.5`` with the default thinking settings (one 32-token
+#: thought since 0.2; coverage objective, MiniLM); ``info`` records the calibration data, the
+#: settings and what it measured there. A change of the defaults calibrates it again (a test
+#: checks that they agree).
 DEFAULT_PROFILE = _default_profile()

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from o1_retriever import O1RetrieverError, ThinkingEmbedder
+from o1_retriever import EmbedderConfig, O1RetrieverError, ThinkingEmbedder
 from o1_retriever.gate import DEFAULT_PROFILE, GateProfile, calibrate, signals
 
 CONFIDENT = [0.82, 0.41, 0.40, 0.39, 0.38, 0.37, 0.36, 0.35, 0.34, 0.33]  # one clear winner
@@ -74,6 +74,11 @@ def test_profile_round_trip_and_default(tmp_path):
     assert loaded == profile and loaded.info == {"budget": 0.5}
     assert GateProfile.load() is DEFAULT_PROFILE and GateProfile.load("default") is DEFAULT_PROFILE
     assert DEFAULT_PROFILE.info["calibrated_on"]["split"] == "train"  # never fitted on a test split
+    # fitted with the default thinking settings: changing them means calibrating the gate again
+    config = EmbedderConfig()
+    assert DEFAULT_PROFILE.info["thoughts"] == config.thoughts
+    assert DEFAULT_PROFILE.info["sampling"] == config.sampling.as_dict()
+    assert DEFAULT_PROFILE.info["aggregation"] == config.aggregation
 
 
 def _synthetic(n: int = 200, seed: int = 0, signed: bool = False):
@@ -210,11 +215,14 @@ def test_auto_encodes_the_bare_query_once(index):
 
 def test_a_profile_without_threshold_warns_that_it_is_not_the_built_in_one():
     """``GateProfile()`` keeps its 0.1 meaning (margin below 0.05) but says it is not the built-in
-    profile (margin 0.0452), which ``GateProfile.load()`` returns (issue 18)."""
+    profile, which ``GateProfile.load()`` returns, and names the built-in one's threshold (issue 18)."""
+    import re
+
     from o1_retriever.gate import DEFAULT_PROFILE
 
-    with pytest.deprecated_call(match=r"not the built-in profile \(margin 0.0452"):
+    built_in = f"{DEFAULT_PROFILE.signal} {DEFAULT_PROFILE.threshold:.4f}"
+    with pytest.deprecated_call(match=re.escape(f"not the built-in profile ({built_in}")):
         profile = GateProfile()
     assert profile == GateProfile("margin", 0.05, "below") and type(profile.threshold) is float
     assert profile != DEFAULT_PROFILE and GateProfile.load() is DEFAULT_PROFILE
-    assert DEFAULT_PROFILE.threshold == pytest.approx(0.0452, abs=1e-4)
+    assert DEFAULT_PROFILE.threshold != 0.05

@@ -17,12 +17,13 @@ log = logging.getLogger(__name__)
 class SamplingConfig:
     """Sampling parameters of thought generation (all of them are part of the cache key).
 
-    Defaults follow ../shared/docs/baselines.md for an untrained instruct thinker (short
-    passages, moderate temperature so a query's thoughts differ). The paper's trained model used
-    temperature 0.1 and 128 tokens: see :data:`UNIFIED_SAMPLING`.
+    Defaults for an untrained instruct thinker: short passages (32 tokens, chosen with the number
+    of thoughts: :data:`o1_retriever.config.DEFAULT_THOUGHTS`) and a moderate temperature, so
+    that thoughts sampled for one query differ. The paper's trained model used temperature 0.1 and
+    128 tokens: see :data:`UNIFIED_SAMPLING`.
     """
 
-    max_new_tokens: int = 64
+    max_new_tokens: int = 32
     temperature: float = 0.7
     top_p: float = 0.9
     seed: int | None = 0
