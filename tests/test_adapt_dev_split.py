@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from o1_retriever.errors import SourceError
-from o1_retriever.training.adapt import draw_dev_chunks
+from o1_retriever.training.adapt import draw_dev_chunks, training_rows
 from o1_retriever.training.data import PairRow, split_dev
+from o1_retriever.training.encoder import EncoderTrainingError
 from o1_retriever.training.questions import Question
 
 
@@ -55,3 +56,32 @@ def test_a_jsonl_row_may_name_its_split():
     assert PairRow.from_json({"query": "q", "pos": ["p"]}, "row 1").to_json() == {"query": "q", "pos": ["p"], "neg": [], "id": ""}
     with pytest.raises(SourceError, match="'split' must be"):
         PairRow.from_json({"query": "q", "pos": ["p"], "split": "test"}, "row 1")
+
+
+def test_adapt_trains_on_kept_questions_of_other_chunks_and_holds_out_hard_ones():
+    """What ``adapt()`` hands the trainer (``training_rows``): the dev rows are every real question
+    of the drawn chunks, round-trip failures included; the training rows only kept questions of
+    the other chunks, plus the labelled pairs; every row names its side."""
+    qs = questions()
+    chunks = {f"c{i}": f"passage {i}" for i in range(40)}
+    pairs = [PairRow("a labelled query", ["a labelled passage"], id="p1")]
+    rows, dev = training_rows(qs, chunks, pairs, 0.25, seed=0)
+    dev_chunks = draw_dev_chunks(qs, 0.25, seed=0)
+    assert {r.id.split("#")[0] for r in dev} == dev_chunks
+    assert len(dev) == 2 * len(dev_chunks) and {r.split for r in dev} == {"dev"}
+    assert all(r.pos == [chunks[r.id.split("#")[0]]] for r in dev)
+    trained = {r.id.split("#")[0] for r in rows if r.id != "p1"}
+    assert not trained & dev_chunks
+    kept_elsewhere = {q.chunk_id for q in qs if q.kept} - dev_chunks
+    assert trained == kept_elsewhere and len(rows) == 2 * len(kept_elsewhere) + 1
+    assert rows[-1].query == "a labelled query" and {r.split for r in rows} == {"train"}
+    # a seed whose draw holds a chunk the round trip removed: its questions are dev rows, never training rows
+    seed = next(s for s in range(20) if draw_dev_chunks(qs, 0.25, seed=s) & {"c0", "c4", "c8"})
+    hard = draw_dev_chunks(qs, 0.25, seed=seed) & {"c0", "c4", "c8"}
+    rows, dev = training_rows(qs, chunks, [], 0.25, seed=seed)
+    assert hard <= {r.id.split("#")[0] for r in dev} and not hard & {r.id.split("#")[0] for r in rows}
+    # no dev split asked for: nothing is held out and no row names a side
+    rows, dev = training_rows(qs, chunks, [], 0.0)
+    assert dev == [] and len(rows) == sum(q.kept for q in qs) and {r.split for r in rows} == {None}
+    with pytest.raises(EncoderTrainingError, match="no question is left for training"):
+        training_rows([q for q in qs if not q.kept], chunks, [], 0.25)

@@ -193,18 +193,10 @@ def adapt(
     written, generation, vectors = prepare_questions(chunks, out, config, encoder=encoder, thinker=thinker, sampling=sampling,
                                                      questions=questions, show_progress=show_progress)
     summary = filter_summary(written)
-    kept = [q for q in written if q.kept]
-    if not kept and not pairs:
+    if not any(q.kept for q in written) and not pairs:
         raise EncoderTrainingError(f"no question survived the filters ({summary['removed']}); see {Path(out) / QUESTIONS_FILE}")
 
-    dev_chunks = draw_dev_chunks(written, config.train.dev_fraction, seed=config.train.seed)
-    dev = [PairRow(query=q.question, pos=[chunks[q.chunk_id]], id=f"{q.chunk_id}#{q.sample}", split="dev")
-           for q in written if q.chunk_id in dev_chunks and _dev_candidate(q)]
-    rows = [PairRow(query=q.question, pos=[chunks[q.chunk_id]], id=f"{q.chunk_id}#{q.sample}", split="train" if dev else None)
-            for q in kept if q.chunk_id not in dev_chunks]
-    rows += [PairRow(query=r.query, pos=list(r.pos), neg=list(r.neg), id=r.id, split="train" if dev else None) for r in pairs]
-    if not rows:
-        raise EncoderTrainingError(f"no question is left for training once the dev split is drawn ({len(kept)} kept); lower --dev-fraction or write more questions")
+    rows, dev = training_rows(written, chunks, pairs, config.train.dev_fraction, seed=config.train.seed)
     corpus = list(chunks.values())
     if config.train.negatives:  # mined against the vectors the round trip already computed
         mine_hard_negatives([r for r in rows if not r.neg], corpus, encoder, n=config.train.negatives,
@@ -214,6 +206,25 @@ def adapt(
     result = AdaptResult(Path(out), len(chunks), summary, generation, training, time.perf_counter() - started)
     _describe(Path(out), result, config, corpus_name, labelled=len(pairs))
     return result
+
+
+def training_rows(questions: Sequence[Question], chunks: dict[str, str], pairs: Sequence[PairRow], dev_fraction: float, *,
+                  seed: int = 0) -> tuple[list[PairRow], list[PairRow]]:
+    """``(training rows, dev rows)`` of the trainer: the dev rows are every real question of the
+    chunks :func:`draw_dev_chunks` draws (round-trip failures included), the training rows the
+    *kept* questions of the other chunks plus the labelled ``pairs``. Each row names its side, so
+    the trainer's split is this one."""
+    dev_chunks = draw_dev_chunks(questions, dev_fraction, seed=seed)
+    dev = [PairRow(query=q.question, pos=[chunks[q.chunk_id]], id=f"{q.chunk_id}#{q.sample}", split="dev")
+           for q in questions if q.chunk_id in dev_chunks and _dev_candidate(q)]
+    side = "train" if dev else None
+    rows = [PairRow(query=q.question, pos=[chunks[q.chunk_id]], id=f"{q.chunk_id}#{q.sample}", split=side)
+            for q in questions if q.kept and q.chunk_id not in dev_chunks]
+    rows += [PairRow(query=r.query, pos=list(r.pos), neg=list(r.neg), id=r.id, split=side) for r in pairs]
+    if not rows:
+        kept = sum(q.kept for q in questions)
+        raise EncoderTrainingError(f"no question is left for training once the dev split is drawn ({kept} kept); lower --dev-fraction or write more questions")
+    return rows, dev
 
 
 def _dev_candidate(question: Question) -> bool:
