@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -216,8 +217,6 @@ def test_auto_encodes_the_bare_query_once(index):
 def test_a_profile_without_threshold_warns_that_it_is_not_the_built_in_one():
     """``GateProfile()`` keeps its 0.1 meaning (margin below 0.05) but says it is not the built-in
     profile, which ``GateProfile.load()`` returns, and names the built-in one's threshold (issue 18)."""
-    import re
-
     from o1_retriever.gate import DEFAULT_PROFILE
 
     built_in = f"{DEFAULT_PROFILE.signal} {DEFAULT_PROFILE.threshold:.4f}"
