@@ -192,6 +192,12 @@ def multivector(args: argparse.Namespace, questions: Path, split: str = "train")
     return rows
 
 
+def thinking_label(args: argparse.Namespace) -> str:
+    """The thinking stage's eval label: it names the thinking settings, since a stored eval is
+    reused by label (another --thoughts must not read this one's figures)."""
+    return f"scifact-thinking-{args.thoughts}x{args.thought_tokens}"
+
+
 #: (model label, title, extra adapt options) of the SciFact runs the report shows
 PAIRS_RUNS = (
     ("scifact", "adapted on SciFact", ()),
@@ -211,7 +217,7 @@ def report(args: argparse.Namespace, results: dict) -> None:
         if (models / label / "o1_encoder.json").exists():
             res = evaluate(args, "scifact", label, str(models / label))
             rows += [gain_rows(title, res, sf_base), gain_rows(f"{title}, 104 never named", res, sf_base, only=never)]
-    thinking = args.work / "eval" / "scifact-test-scifact-thinking" / "results.json"
+    thinking = args.work / "eval" / f"scifact-test-{thinking_label(args)}" / "results.json"
     if thinking.exists():
         res = json.loads(thinking.read_text())["systems"]
         rows.append(["adapted on SciFact, thinking at query time vs not", len(res["dense"]["per_query"]), f"{res['thinking[o1+query]']['metrics']['nDCG@10']:.4f}",
@@ -270,7 +276,7 @@ def main() -> None:
             enc = adapt(args, label, "scifact", *extra, *options, "--pairs", str(dataset("scifact")), "--split", "train")
             evaluate(args, "scifact", label, enc)
     if "thinking" in stages:
-        evaluate(args, "scifact", "scifact-thinking", str(args.work / "models" / "scifact"), systems="dense,thinking")
+        evaluate(args, "scifact", thinking_label(args), str(args.work / "models" / "scifact"), systems="dense,thinking")
     if "multivector" in stages:
         # the questions that passed the degenerate and duplicate filters (generation ran without the
         # round trip), then those that passed the round trip too (the adapted model's file)

@@ -214,12 +214,13 @@ def training_rows(questions: Sequence[Question], chunks: dict[str, str], pairs: 
     chunks :func:`draw_dev_chunks` draws (round-trip failures included), the training rows the
     *kept* questions of the other chunks plus the labelled ``pairs``. Each row names its side, so
     the trainer's split is this one."""
+    def row(q: Question, split: str | None) -> PairRow:
+        return PairRow(query=q.question, pos=[chunks[q.chunk_id]], id=f"{q.chunk_id}#{q.sample}", split=split)
+
     dev_chunks = draw_dev_chunks(questions, dev_fraction, seed=seed)
-    dev = [PairRow(query=q.question, pos=[chunks[q.chunk_id]], id=f"{q.chunk_id}#{q.sample}", split="dev")
-           for q in questions if q.chunk_id in dev_chunks and _dev_candidate(q)]
+    dev = [row(q, "dev") for q in questions if q.chunk_id in dev_chunks and _dev_candidate(q)]
     side = "train" if dev else None
-    rows = [PairRow(query=q.question, pos=[chunks[q.chunk_id]], id=f"{q.chunk_id}#{q.sample}", split=side)
-            for q in questions if q.kept and q.chunk_id not in dev_chunks]
+    rows = [row(q, side) for q in questions if q.kept and q.chunk_id not in dev_chunks]
     rows += [PairRow(query=r.query, pos=list(r.pos), neg=list(r.neg), id=r.id, split=side) for r in pairs]
     if not rows:
         kept = sum(q.kept for q in questions)
