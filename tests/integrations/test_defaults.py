@@ -1,6 +1,7 @@
 """One source for the embedder's defaults (issue 18): ``EmbedderConfig`` holds them; the command
-line's model options take theirs from it, and the adapters' fields, written out for their
-frameworks' schemas, must agree with it. A drift fails here, naming the field. No model loads."""
+line's model options and the adapters' pydantic fields read theirs from
+``EmbedderConfig.option_defaults()``. A field that stops reading it and drifts fails here, naming
+the field. No model loads."""
 
 from __future__ import annotations
 

@@ -10,11 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from o1_retriever import Aggregation, EmbedderConfig, ThinkingEmbedder
 from o1_retriever.adapters import check_model_fields, framework_embedder
-from o1_retriever.cache import DEFAULT_MAX_ROWS
 from o1_retriever.factory import thought_prompt
 
 from langchain_o1.models import LangChainEncoder, LangChainThinker
 
+
+#: the model fields' defaults: EmbedderConfig's, the one place the CLI's options read theirs too
+_DEFAULT = EmbedderConfig.option_defaults()
 
 class O1Embeddings(BaseModel, Embeddings):
     """Thinking-before-retrieval embeddings (O1 Embedder) for LangChain.
@@ -54,22 +56,22 @@ class O1Embeddings(BaseModel, Embeddings):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
 
-    thinker: str = Field("smollm2", description="Thinker: 'smollm2', a HF id or folder, 'llamacpp:GGUF' or an OpenAI-compatible http(s)://.../v1 URL.")
-    encoder: str = Field("minilm", description="Encoder: 'minilm', a sentence-transformers id or folder, or 'last-token:SPEC'.")
-    model: Optional[str] = Field(None, description="A unified O1 model that thinks and embeds; replaces thinker and encoder.")
-    thinker_model: Optional[str] = Field(None, description="Model name on an OpenAI-compatible thinker server.")
-    aggregation: str = Field("o1+query", description="'o1', 'o1+query' or 'hyde'.")
-    thoughts: int = Field(1, ge=1, description="Thoughts per query (k).")
-    prompt: str = Field("auto", description="Thought prompt: 'auto' (passage, or the completion prompt passage-raw for a model without a chat template), 'passage', 'passage-raw', 'paper' or 'o1-unified'.")
-    max_new_tokens: int = Field(32, ge=1, description="Tokens per thought.")
-    temperature: float = Field(0.7, ge=0.0, description="Sampling temperature.")
-    seed: Optional[int] = Field(0, description="Sampling seed (same query, same thoughts).")
-    cache: Optional[str] = Field("default", description="Thought cache: 'default', a file path, or None/'none'.")
-    cache_max_rows: int = Field(DEFAULT_MAX_ROWS, ge=1, description="Thought cache bound in rows (least recently used rows go first).")
-    device: Optional[str] = Field(None, description="cpu, cuda, ... (default: cuda when available).")
-    thinker_dtype: str = Field("auto", description="Precision of a transformers thinker: 'auto' (bfloat16 where the hardware computes it natively, else float32), 'float32', 'bfloat16', 'float16'.")
-    thinker_threads: Optional[int] = Field(None, ge=1, description="CPU threads of a llama.cpp thinker (default: llama-cpp-python's choice).")
-    strict: bool = Field(False, description="Raise when the thinker fails instead of falling back to the plain query.")
+    thinker: str = Field(_DEFAULT["thinker"], description="Thinker: 'smollm2', a HF id or folder, 'llamacpp:GGUF' or an OpenAI-compatible http(s)://.../v1 URL.")
+    encoder: str = Field(_DEFAULT["encoder"], description="Encoder: 'minilm', a sentence-transformers id or folder, or 'last-token:SPEC'.")
+    model: Optional[str] = Field(_DEFAULT["model"], description="A unified O1 model that thinks and embeds; replaces thinker and encoder.")
+    thinker_model: Optional[str] = Field(_DEFAULT["thinker_model"], description="Model name on an OpenAI-compatible thinker server.")
+    aggregation: str = Field(_DEFAULT["aggregation"], description="'o1', 'o1+query' or 'hyde'.")
+    thoughts: int = Field(_DEFAULT["thoughts"], ge=1, description="Thoughts per query (k).")
+    prompt: str = Field(_DEFAULT["prompt"], description="Thought prompt: 'auto' (passage, or the completion prompt passage-raw for a model without a chat template), 'passage', 'passage-raw', 'paper' or 'o1-unified'.")
+    max_new_tokens: int = Field(_DEFAULT["max_new_tokens"], ge=1, description="Tokens per thought.")
+    temperature: float = Field(_DEFAULT["temperature"], ge=0.0, description="Sampling temperature.")
+    seed: Optional[int] = Field(_DEFAULT["seed"], description="Sampling seed (same query, same thoughts).")
+    cache: Optional[str] = Field(_DEFAULT["cache"], description="Thought cache: 'default', a file path, or None/'none'.")
+    cache_max_rows: int = Field(_DEFAULT["cache_max_rows"], ge=1, description="Thought cache bound in rows (least recently used rows go first).")
+    device: Optional[str] = Field(_DEFAULT["device"], description="cpu, cuda, ... (default: cuda when available).")
+    thinker_dtype: str = Field(_DEFAULT["thinker_dtype"], description="Precision of a transformers thinker: 'auto' (bfloat16 where the hardware computes it natively, else float32), 'float32', 'bfloat16', 'float16'.")
+    thinker_threads: Optional[int] = Field(_DEFAULT["thinker_threads"], ge=1, description="CPU threads of a llama.cpp thinker (default: llama-cpp-python's choice).")
+    strict: bool = Field(_DEFAULT["strict"], description="Raise when the thinker fails instead of falling back to the plain query.")
     thinking: bool = Field(True, description="False embeds queries without thoughts (the baseline).")
     embedder: Optional[ThinkingEmbedder] = Field(None, exclude=True, description="A ready ThinkingEmbedder; overrides the model fields.")
     llm: Optional[Any] = Field(None, exclude=True, description="A LangChain chat model, LLM or Runnable (prompt string to text) that thinks, instead of 'thinker'.")

@@ -10,12 +10,14 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
 
 from o1_retriever import Aggregation, EmbedderConfig, ThinkingEmbedder
 from o1_retriever.adapters import check_model_fields, framework_embedder
-from o1_retriever.cache import DEFAULT_MAX_ROWS
 from o1_retriever.errors import ModelLoadError
 from o1_retriever.factory import thought_prompt
 
 from llama_index.embeddings.o1.models import LlamaIndexEncoder, LlamaIndexThinker
 
+
+#: the model fields' defaults: EmbedderConfig's, the one place the CLI's options read theirs too
+_DEFAULT = EmbedderConfig.option_defaults()
 
 class O1Embedding(BaseEmbedding):
     """Thinking-before-retrieval embedding (O1 Embedder) for LlamaIndex.
@@ -55,22 +57,22 @@ class O1Embedding(BaseEmbedding):
     """
 
     model_name: str = Field(default="o1:smollm2+minilm", description="Name shown by LlamaIndex.")
-    thinker: str = Field(default="smollm2", description="Thinker: 'smollm2', a HF id or folder, 'llamacpp:GGUF' or an http(s)://.../v1 URL.")
-    encoder: str = Field(default="minilm", description="Encoder: 'minilm', a sentence-transformers id or folder, or 'last-token:SPEC'.")
-    model: Optional[str] = Field(default=None, description="A unified O1 model that thinks and embeds.")
-    thinker_model: Optional[str] = Field(default=None, description="Model name on an OpenAI-compatible thinker server.")
-    aggregation: str = Field(default="o1+query", description="'o1', 'o1+query' or 'hyde'.")
-    thoughts: int = Field(default=1, ge=1, description="Thoughts per query (k).")
-    prompt: str = Field(default="auto", description="Thought prompt: 'auto' (passage, or the completion prompt passage-raw for a model without a chat template), 'passage', 'passage-raw', 'paper' or 'o1-unified'.")
-    max_new_tokens: int = Field(default=32, ge=1, description="Tokens per thought.")
-    temperature: float = Field(default=0.7, ge=0.0, description="Sampling temperature.")
-    seed: Optional[int] = Field(default=0, description="Sampling seed.")
-    cache: Optional[str] = Field(default="default", description="Thought cache: 'default', a file path, or None/'none'.")
-    cache_max_rows: int = Field(default=DEFAULT_MAX_ROWS, ge=1, description="Thought cache bound in rows (least recently used rows go first).")
-    device: Optional[str] = Field(default=None, description="cpu, cuda, ... (default: cuda when available).")
-    thinker_dtype: str = Field(default="auto", description="Precision of a transformers thinker: 'auto' (bfloat16 where the hardware computes it natively, else float32), 'float32', 'bfloat16', 'float16'.")
-    thinker_threads: Optional[int] = Field(default=None, ge=1, description="CPU threads of a llama.cpp thinker (default: llama-cpp-python's choice).")
-    strict: bool = Field(default=False, description="Raise when the thinker fails instead of falling back.")
+    thinker: str = Field(default=_DEFAULT["thinker"], description="Thinker: 'smollm2', a HF id or folder, 'llamacpp:GGUF' or an http(s)://.../v1 URL.")
+    encoder: str = Field(default=_DEFAULT["encoder"], description="Encoder: 'minilm', a sentence-transformers id or folder, or 'last-token:SPEC'.")
+    model: Optional[str] = Field(default=_DEFAULT["model"], description="A unified O1 model that thinks and embeds.")
+    thinker_model: Optional[str] = Field(default=_DEFAULT["thinker_model"], description="Model name on an OpenAI-compatible thinker server.")
+    aggregation: str = Field(default=_DEFAULT["aggregation"], description="'o1', 'o1+query' or 'hyde'.")
+    thoughts: int = Field(default=_DEFAULT["thoughts"], ge=1, description="Thoughts per query (k).")
+    prompt: str = Field(default=_DEFAULT["prompt"], description="Thought prompt: 'auto' (passage, or the completion prompt passage-raw for a model without a chat template), 'passage', 'passage-raw', 'paper' or 'o1-unified'.")
+    max_new_tokens: int = Field(default=_DEFAULT["max_new_tokens"], ge=1, description="Tokens per thought.")
+    temperature: float = Field(default=_DEFAULT["temperature"], ge=0.0, description="Sampling temperature.")
+    seed: Optional[int] = Field(default=_DEFAULT["seed"], description="Sampling seed.")
+    cache: Optional[str] = Field(default=_DEFAULT["cache"], description="Thought cache: 'default', a file path, or None/'none'.")
+    cache_max_rows: int = Field(default=_DEFAULT["cache_max_rows"], ge=1, description="Thought cache bound in rows (least recently used rows go first).")
+    device: Optional[str] = Field(default=_DEFAULT["device"], description="cpu, cuda, ... (default: cuda when available).")
+    thinker_dtype: str = Field(default=_DEFAULT["thinker_dtype"], description="Precision of a transformers thinker: 'auto' (bfloat16 where the hardware computes it natively, else float32), 'float32', 'bfloat16', 'float16'.")
+    thinker_threads: Optional[int] = Field(default=_DEFAULT["thinker_threads"], ge=1, description="CPU threads of a llama.cpp thinker (default: llama-cpp-python's choice).")
+    strict: bool = Field(default=_DEFAULT["strict"], description="Raise when the thinker fails instead of falling back.")
     thinking: bool = Field(default=True, description="False embeds queries without thoughts (the baseline).")
     llm: Optional[Any] = Field(default=None, exclude=True, description="A LlamaIndex LLM that thinks, instead of 'thinker'.")
     embed_model: Optional[Any] = Field(default=None, exclude=True, description="A LlamaIndex BaseEmbedding that embeds queries and documents, instead of 'encoder'.")
