@@ -198,6 +198,20 @@ def thinking_label(args: argparse.Namespace) -> str:
     return f"scifact-thinking-{args.thoughts}x{args.thought_tokens}"
 
 
+def model_label(name: str, options: list[str]) -> str:
+    """A model folder's name: the corpus, then the training options it was adapted with
+    (``hotpotqa-lr1e-4-epochs3``), so runs with other settings sit side by side."""
+    return "-".join([name, *(o.lstrip("-") + v for o, v in zip(options[::2], options[1::2]))])
+
+
+def dev_figure(model: Path) -> str:
+    """The dev split's nDCG@10 before -> after training, from the model's o1_encoder.json (the
+    figure a setting is chosen by; never the test queries)."""
+    dev = json.loads((model / "o1_encoder.json").read_text()).get("dev", {})
+    key = next((k for k in dev.get("after", {}) if "ndcg" in k.lower()), None)
+    return f"dev {dev['before'][key]:.3f} -> {dev['after'][key]:.3f}" if key else "no dev figure"
+
+
 #: (model label, title, extra adapt options) of the SciFact runs the report shows
 PAIRS_RUNS = (
     ("scifact", "adapted on SciFact", ()),
@@ -222,7 +236,8 @@ def report(args: argparse.Namespace, results: dict) -> None:
         res = json.loads(thinking.read_text())["systems"]
         rows.append(["adapted on SciFact, thinking at query time vs not", len(res["dense"]["per_query"]), f"{res['thinking[o1+query]']['metrics']['nDCG@10']:.4f}",
                      str(paired_difference(res["dense"]["per_query"], res["thinking[o1+query]"]["per_query"]))])
-    for label, title in (("hotpotqa", "adapted on HotpotQA-200"), ("scifact", "adapted on SciFact")):
+    hotpotqa_models = sorted(p.name for p in models.glob("hotpotqa*") if (p / "o1_encoder.json").exists())
+    for label, title in [(m, f"adapted on HotpotQA-200{m[len('hotpotqa'):]}, {dev_figure(models / m)}") for m in hotpotqa_models] + [("scifact", "adapted on SciFact")]:
         if (models / label / "o1_encoder.json").exists():
             hp_rows.append(gain_rows(title, evaluate(args, "hotpotqa", label, str(models / label)), hp_base))
     print("\nSciFact test (5,183 abstracts), nDCG@10 through o1-retriever eval, gain vs MiniLM in points [paired bootstrap 95 % CI]")
@@ -248,7 +263,8 @@ def main() -> None:
     p.add_argument("--max-chunk-tokens", type=int, default=256)
     p.add_argument("--thoughts", type=int, default=1, help="thinking stage: thoughts per query (the defaults)")
     p.add_argument("--thought-tokens", type=int, default=32, help="thinking stage: new tokens per thought (the defaults)")
-    p.add_argument("--train-options", default="", help="extra adapt options of the adapt stages (chosen on a dev split, never on test)")
+    p.add_argument("--train-options", default="", help="extra adapt options of the adapt stages ('--lr 1e-4 --epochs 3'; the model folder is named after them): "
+                   "compare runs by their dev figure, never by test")
     p.add_argument("--json", help="save the figures here")
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -263,8 +279,8 @@ def main() -> None:
         if wants("generate", name):
             generate(args, name)
         if wants("adapt", name):
-            adapt(args, name, name, *extra)
-            evaluate(args, name, name, str(args.work / "models" / name))
+            label = model_label(name, extra)
+            evaluate(args, name, label, adapt(args, label, name, *extra))
     if wants("adapt", "scifact") or "pairs" in stages or "thinking" in stages:
         evaluate(args, "scifact", "MiniLM", "minilm")
     if wants("adapt", "hotpotqa") or wants("adapt", "scifact"):

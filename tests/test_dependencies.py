@@ -83,6 +83,34 @@ def test_ci_installs_llama_cpp_in_the_declared_range():
     assert pins and all(Requirement(p).specifier == declared()["llama-cpp-python"].specifier for p in pins), pins
 
 
+
+def test_ci_builds_llama_cpp_without_amx_and_without_a_cached_wheel():
+    """llama.cpp's AMX kernels segfault on AMX Xeons: CI compiles the portable build the FAQ
+    gives (the module's arguments, one source), never a cached native wheel."""
+    from o1_retriever.thinkers._llamacpp_private import NO_AMX_CMAKE_ARGS
+
+    ci = (PYPROJECT.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert f'CMAKE_ARGS="{NO_AMX_CMAKE_ARGS}"' in ci and "--no-cache-dir" in ci
+    faq = (PYPROJECT.parent / "docs" / "faq.md").read_text(encoding="utf-8")
+    assert NO_AMX_CMAKE_ARGS in faq
+
+
+def test_an_amx_build_that_cannot_turn_amx_off_is_refused_with_the_way_out(monkeypatch):
+    """A stand-in llama_cpp (plumbing: no real one needed) whose model parameters have no
+    ``use_extra_bufts``: loading under :func:`plain_cpu_weights` is refused with the rebuild
+    command instead of a segmentation fault later."""
+    from o1_retriever.errors import DependencyError
+    from o1_retriever.thinkers._llamacpp_private import plain_cpu_weights
+
+    _stand_in_llama_cpp(monkeypatch, None)
+    raw = types.ModuleType("llama_cpp.llama_cpp")
+    raw.llama_model_default_params = lambda: types.SimpleNamespace(n_gpu_layers=0)
+    sys.modules["llama_cpp"].llama_cpp = raw
+    monkeypatch.setitem(sys.modules, "llama_cpp.llama_cpp", raw)
+    with pytest.raises(DependencyError, match=r"Intel AMX.*llama-cpp-python \(0\.4\.0\) cannot turn them off.*CMAKE_ARGS=\"-DGGML_NATIVE=OFF"):
+        with plain_cpu_weights():
+            pass
+
 def test_llama_cpp_private_module_states_the_declared_range():
     from o1_retriever.thinkers._llamacpp_private import LLAMA_CPP_RANGE
 

@@ -174,3 +174,20 @@ def test_the_prompt_template_is_evaluated_once_and_reused(llama):
     assert warm == cold
     assert evaluated[0] == len(tokens) - len(prefix)  # the warm prefill skips the template
     assert max(evaluated[1:]) <= 2  # then one token per live sample per step
+
+
+def test_an_amx_build_loads_its_weights_in_plain_cpu_buffers(llama):
+    """llama.cpp's AMX kernels kill the process on the first evaluation (SIGSEGV, seen on a Xeon
+    with AMX): on such a build the thinker loads with llama.cpp's extra buffer types off, and
+    the wrapper it loads under is put back afterwards. On a build without AMX (the one
+    .ci/run compiles) the weights keep llama.cpp's default layout; the thoughts above ran either
+    way, which is what the AMX case could not do before."""
+    import llama_cpp.llama_cpp as raw
+
+    from o1_retriever.thinkers import _llamacpp_private as private
+
+    assert llama.llm.model_params.use_extra_bufts is (not private.amx_build())
+    assert raw.llama_model_default_params().use_extra_bufts is True  # the library's default is back
+    with private.plain_cpu_weights():
+        assert raw.llama_model_default_params().use_extra_bufts is False
+    assert raw.llama_model_default_params().use_extra_bufts is True

@@ -20,7 +20,8 @@ without the parts used here is refused by :func:`check_llama_cpp` with a
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 from o1_retriever.errors import DependencyError
 from o1_retriever.thinkers.base import SamplingConfig
@@ -28,6 +29,10 @@ from o1_retriever.thinkers.base import SamplingConfig
 #: the llama-cpp-python versions this module is known to work with (as pyproject.toml declares
 #: them; tests/test_dependencies.py checks the two agree and that the installed version is inside)
 LLAMA_CPP_RANGE = ">=0.3,<0.4"
+
+#: a portable llama.cpp build without AMX (x86-64 with AVX2; .ci/run builds this way, and the
+#: FAQ gives it to users whose llama.cpp crashes)
+NO_AMX_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 
 #: what this module calls on each class of ``llama_cpp._internals``
 _USED = {
@@ -72,6 +77,48 @@ def _internals() -> Any:
     if missing:
         raise _refuse(", ".join(missing))
     return internals
+
+
+def amx_build() -> bool:
+    """Whether the installed llama.cpp runs matrix products on Intel AMX tiles (a build with
+    ``-march=native`` on a Sapphire Rapids or newer Xeon, llama-cpp-python's default there)."""
+    import llama_cpp
+
+    return "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+
+
+@contextmanager
+def plain_cpu_weights() -> Iterator[None]:
+    """While active, a ``Llama`` being built keeps its weights in plain CPU buffers (llama.cpp's
+    ``use_extra_bufts`` off: no AMX or repacked copies).
+
+    Why: on AMX builds llama.cpp's AMX matrix product kills the process with a segmentation
+    fault on the first evaluation (seen with SmolLM2's GGUF and llama-cpp-python 0.3.36 on a
+    Xeon with AMX; llama.cpp issue 20824, closed without a fix). ``Llama()`` takes no parameter
+    for it, so the default model parameters it starts from are wrapped for the duration; the
+    caller holds the load lock, and another thread's model loaded meanwhile only loses the
+    faster layout. A version without the field is refused with the way out."""
+    import llama_cpp
+    import llama_cpp.llama_cpp as raw
+
+    original = raw.llama_model_default_params
+    if not hasattr(original(), "use_extra_bufts"):
+        raise DependencyError(
+            "this llama.cpp build uses Intel AMX, whose kernels crash llama.cpp on this CPU, and its llama-cpp-python "
+            f"({getattr(llama_cpp, '__version__', '?')}) cannot turn them off: rebuild it without AMX, "
+            f'CMAKE_ARGS="{NO_AMX_CMAKE_ARGS}" pip install --force-reinstall --no-deps --no-cache-dir "llama-cpp-python{LLAMA_CPP_RANGE}"'
+        )
+
+    def plain() -> Any:
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    raw.llama_model_default_params = plain
+    try:
+        yield
+    finally:
+        raw.llama_model_default_params = original
 
 
 def _model(llm: Any) -> Any:

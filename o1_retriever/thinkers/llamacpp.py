@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,8 @@ def _load(path: str, n_threads: int | None) -> Any:
         # the Llama object serves the weights, tokenizer and chat template; thoughts are decoded in
         # each thinker's own multi-sequence context, so its own context stays minimal
         threads = {"n_threads": n_threads, "n_threads_batch": n_threads} if n_threads else {}
-        return Llama(model_path=path, n_ctx=_OWN_CTX, verbose=False, **threads)
+        with private.plain_cpu_weights() if private.amx_build() else nullcontext():
+            return Llama(model_path=path, n_ctx=_OWN_CTX, verbose=False, **threads)
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelLoadError(f"llama.cpp cannot load {path!r} (is it a GGUF model?): {exc}") from exc
 
