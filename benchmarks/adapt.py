@@ -209,7 +209,7 @@ def dev_figure(model: Path) -> str:
     figure a setting is chosen by; never the test queries)."""
     dev = json.loads((model / "o1_encoder.json").read_text()).get("dev", {})
     key = next((k for k in dev.get("after", {}) if "ndcg" in k.lower()), None)
-    return f"dev {dev['before'][key]:.3f} -> {dev['after'][key]:.3f}" if key else "no dev figure"
+    return f"dev {dev.get('before', {}).get(key, float('nan')):.3f} -> {dev['after'][key]:.3f}" if key else "no dev figure"
 
 
 #: (model label, title, extra adapt options) of the SciFact runs the report shows
