@@ -83,7 +83,6 @@ def test_ci_installs_llama_cpp_in_the_declared_range():
     assert pins and all(Requirement(p).specifier == declared()["llama-cpp-python"].specifier for p in pins), pins
 
 
-
 def test_ci_builds_llama_cpp_without_amx_and_without_a_cached_wheel():
     """llama.cpp's AMX kernels segfault on AMX Xeons: CI compiles the portable build the FAQ
     gives (the module's arguments, one source), never a cached native wheel."""
@@ -110,6 +109,7 @@ def test_an_amx_build_that_cannot_turn_amx_off_is_refused_with_the_way_out(monke
     with pytest.raises(DependencyError, match=r"Intel AMX.*llama-cpp-python \(0\.4\.0\) cannot turn them off.*CMAKE_ARGS=\"-DGGML_NATIVE=OFF"):
         with plain_cpu_weights():
             pass
+
 
 def test_llama_cpp_private_module_states_the_declared_range():
     from o1_retriever.thinkers._llamacpp_private import LLAMA_CPP_RANGE
