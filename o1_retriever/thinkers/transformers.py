@@ -29,7 +29,8 @@ class TransformersThinker(Thinker):
             cached thoughts of one precision are not served for another.
         share_prefill: evaluate each prompt once and let its samples continue from copies of
             its KV cache (``False`` evaluates the prompt once per sample; the benchmarks use it
-            to measure the difference).
+            to measure the difference). Both give the same thoughts in float32 and when greedy;
+            sampled in bfloat16 the two round differently and a thought may differ by a token.
     """
 
     def __init__(
