@@ -18,6 +18,7 @@ from langchain_o1.models import LangChainEncoder, LangChainThinker
 #: the model fields' defaults: EmbedderConfig's, the one place the CLI's options read theirs too
 _DEFAULT = EmbedderConfig.option_defaults()
 
+
 class O1Embeddings(BaseModel, Embeddings):
     """Thinking-before-retrieval embeddings (O1 Embedder) for LangChain.
 

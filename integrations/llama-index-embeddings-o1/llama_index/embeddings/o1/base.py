@@ -19,6 +19,7 @@ from llama_index.embeddings.o1.models import LlamaIndexEncoder, LlamaIndexThinke
 #: the model fields' defaults: EmbedderConfig's, the one place the CLI's options read theirs too
 _DEFAULT = EmbedderConfig.option_defaults()
 
+
 class O1Embedding(BaseEmbedding):
     """Thinking-before-retrieval embedding (O1 Embedder) for LlamaIndex.
 
